@@ -1,0 +1,1 @@
+//! CloudEvents 1.0 envelopes (work in progress in this commit).

@@ -1,0 +1,1 @@
+//! resilience (work in progress in this commit).

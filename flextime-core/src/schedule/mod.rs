@@ -1,0 +1,1 @@
+//! The scheduling domain record (work in progress in this commit).

@@ -1,0 +1,1 @@
+//! Test helpers (work in progress in this commit).
