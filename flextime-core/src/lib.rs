@@ -24,6 +24,7 @@ pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod hlc;
+pub mod memory;
 pub mod resilience;
 pub mod schedule;
 pub mod secret;

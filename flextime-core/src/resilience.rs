@@ -1,1 +1,0 @@
-//! resilience (work in progress in this commit).
