@@ -912,6 +912,9 @@ fn emitters_validate() {
     );
     let bad_schema = Envelope::with_required("1", "/s", "t").with_dataschema("not a uri");
     assert_names(&bad_schema.validate().unwrap_err(), "dataschema");
+    let far = DateTime::from_timestamp(400_000_000_000, 0).unwrap();
+    let bad_time = Envelope::with_required("1", "/s", "t").with_time(far);
+    assert_names(&bad_time.to_json_value().unwrap_err(), "time");
     // binary emitters never fail; the reader rejects what is invalid
     let (h, b) = bad.to_http_binary();
     assert_names(&Envelope::from_http(&h, &b).unwrap_err(), "id");

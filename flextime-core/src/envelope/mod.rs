@@ -49,7 +49,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
@@ -573,7 +573,8 @@ impl Envelope {
     /// `source` and `type` non-empty; `source` a URI-reference (no whitespace
     /// or control characters); `subject`, if set, non-empty;
     /// `datacontenttype`, if set, non-empty printable ASCII; `dataschema`, if
-    /// set, an absolute URI; extension names valid.
+    /// set, an absolute URI; `time`, if set, in the years 0000 to 9999;
+    /// extension names valid.
     ///
     /// The error is [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
     /// and names the attribute.
@@ -589,6 +590,14 @@ impl Envelope {
         }
         if let Some(schema) = &self.dataschema {
             validate_absolute_uri("dataschema", schema)?;
+        }
+        if let Some(time) = &self.time {
+            if !(0..=9999).contains(&time.year()) {
+                return Err(invalid_attr(
+                    "time",
+                    "the year must be between 0000 and 9999 to be written in RFC 3339",
+                ));
+            }
         }
         for name in self.extensions.keys() {
             validate_extension_name(name)?;
