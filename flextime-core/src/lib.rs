@@ -44,4 +44,5 @@ pub use source::{Batch, BatchStream, Checkpoint, Source};
 pub use transform::Transformer;
 pub use validate::{Validator, Violation};
 // envelope re-exports (edited by the envelope work only):
+pub use envelope::{AmqpMessage, AmqpValue, Data, Envelope, ExtensionValue, KafkaRecord};
 // schedule re-exports (edited by the schedule work only):

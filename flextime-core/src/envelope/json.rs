@@ -1,0 +1,239 @@
+//! The structured JSON event format (and its batch form), also used by the
+//! `serde` implementations.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::binary::{RawAttributes, RawValue};
+use super::{Data, Envelope, ExtensionValue, SPEC_VERSION, format_time, invalid_attr};
+use crate::error::{Error, Result};
+
+/// Standard base64 that accepts input with or without padding.
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Envelope {
+    /// The event in the structured JSON format, as a JSON object.
+    ///
+    /// Validates first ([`Envelope::validate`]). Extensions become top-level
+    /// members; JSON and text data go in `data`, binary data in `data_base64`.
+    pub fn to_json_value(&self) -> Result<Value> {
+        self.validate()?;
+        Ok(Value::Object(self.to_json_map()))
+    }
+
+    /// The event in the structured JSON format, as bytes
+    /// (media type `application/cloudevents+json`). Validates first.
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&self.to_json_value()?)?)
+    }
+
+    fn to_json_map(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        map.insert("specversion".into(), SPEC_VERSION.into());
+        map.insert("id".into(), self.id.clone().into());
+        map.insert("source".into(), self.source.clone().into());
+        map.insert("type".into(), self.event_type.clone().into());
+        if let Some(subject) = &self.subject {
+            map.insert("subject".into(), subject.clone().into());
+        }
+        if let Some(time) = &self.time {
+            map.insert("time".into(), format_time(time).into());
+        }
+        if let Some(ct) = &self.datacontenttype {
+            map.insert("datacontenttype".into(), ct.clone().into());
+        }
+        if let Some(schema) = &self.dataschema {
+            map.insert("dataschema".into(), schema.clone().into());
+        }
+        for (name, value) in &self.extensions {
+            let value = match value {
+                ExtensionValue::String(s) => Value::String(s.clone()),
+                ExtensionValue::Integer(i) => Value::from(*i),
+                ExtensionValue::Boolean(b) => Value::Bool(*b),
+            };
+            map.insert(name.clone(), value);
+        }
+        match &self.data {
+            None => {}
+            Some(Data::Json(value)) => {
+                map.insert("data".into(), value.clone());
+            }
+            Some(Data::Text(text)) => {
+                map.insert("data".into(), text.clone().into());
+            }
+            Some(Data::Binary(bytes)) => {
+                map.insert(
+                    "data_base64".into(),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(bytes)
+                        .into(),
+                );
+            }
+        }
+        map
+    }
+
+    /// Parse one event in the structured JSON format.
+    ///
+    /// Members other than the core attributes, `data` and `data_base64` are
+    /// extensions (strings, integers or booleans); a `null` member counts as
+    /// absent. `data` and `data_base64` together are an error. A JSON string
+    /// `data` with a non-JSON `datacontenttype` becomes [`Data::Text`].
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Self> {
+        let value: Value = serde_json::from_slice(bytes)?;
+        Self::from_json_value(value)
+    }
+
+    /// Parse one event from a JSON value in the structured format; see
+    /// [`Envelope::from_json_slice`].
+    pub fn from_json_value(value: Value) -> Result<Self> {
+        match value {
+            Value::Object(map) => Self::from_json_map(map),
+            other => Err(Error::invalid_input(format!(
+                "a structured CloudEvent must be a JSON object, got {}",
+                json_type_name(&other)
+            ))),
+        }
+    }
+
+    fn from_json_map(mut map: Map<String, Value>) -> Result<Self> {
+        let data = map.remove("data").filter(|v| !v.is_null());
+        let data_base64 = map.remove("data_base64").filter(|v| !v.is_null());
+        let mut attrs = RawAttributes::default();
+        for (name, value) in map {
+            let raw = match value {
+                Value::Null => continue,
+                Value::String(s) => RawValue::Str(s),
+                Value::Bool(b) => RawValue::Bool(b),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => RawValue::Int(i),
+                    None => {
+                        return Err(invalid_attr(
+                            &name,
+                            &format!("the number {n} is not a CloudEvents integer"),
+                        ));
+                    }
+                },
+                other => {
+                    return Err(invalid_attr(
+                        &name,
+                        &format!(
+                            "must be a string, integer or boolean, got {}",
+                            json_type_name(&other)
+                        ),
+                    ));
+                }
+            };
+            attrs.insert(name.clone(), raw, &name)?;
+        }
+        let mut envelope = attrs.into_envelope()?;
+        envelope.data = match (data, data_base64) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_input(
+                    "a CloudEvent must not have both `data` and `data_base64`",
+                ));
+            }
+            (None, None) => None,
+            (None, Some(Value::String(encoded))) => {
+                let bytes = BASE64_LENIENT.decode(encoded.as_bytes()).map_err(|err| {
+                    invalid_attr("data_base64", &format!("not valid base64 ({err})"))
+                })?;
+                Some(Data::Binary(Bytes::from(bytes)))
+            }
+            (None, Some(other)) => {
+                return Err(invalid_attr(
+                    "data_base64",
+                    &format!("must be a base64 string, got {}", json_type_name(&other)),
+                ));
+            }
+            (Some(Value::String(text)), None)
+                if envelope
+                    .datacontenttype
+                    .as_deref()
+                    .is_some_and(|ct| !super::is_json_media_type(ct)) =>
+            {
+                Some(Data::Text(text))
+            }
+            (Some(value), None) => Some(Data::Json(value)),
+        };
+        Ok(envelope)
+    }
+
+    /// Parse a batch (a JSON array of structured events, media type
+    /// `application/cloudevents-batch+json`). An error names the index of the
+    /// offending event.
+    pub fn batch_from_json_slice(bytes: &[u8]) -> Result<Vec<Self>> {
+        let value: Value = serde_json::from_slice(bytes)?;
+        Self::batch_from_json_value(value)
+    }
+
+    /// Parse a batch from a JSON value; see [`Envelope::batch_from_json_slice`].
+    pub fn batch_from_json_value(value: Value) -> Result<Vec<Self>> {
+        match value {
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    Self::from_json_value(item).map_err(|e| e.context(format!("batch event [{i}]")))
+                })
+                .collect(),
+            other => Err(Error::invalid_input(format!(
+                "a CloudEvents batch must be a JSON array, got {}",
+                json_type_name(&other)
+            ))),
+        }
+    }
+
+    /// A batch of events as a JSON array value. Validates every event.
+    pub fn batch_to_json_value(events: &[Self]) -> Result<Value> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.to_json_value()
+                    .map_err(|err| err.context(format!("batch event [{i}]")))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Value::Array)
+    }
+
+    /// A batch of events as JSON bytes (media type
+    /// `application/cloudevents-batch+json`). Validates every event.
+    pub fn batch_to_json_bytes(events: &[Self]) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&Self::batch_to_json_value(events)?)?)
+    }
+}
+
+/// Serializes in the structured JSON format; an invalid envelope
+/// ([`Envelope::validate`]) is a serialization error.
+impl serde::Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.validate().map_err(serde::ser::Error::custom)?;
+        self.to_json_map().serialize(serializer)
+    }
+}
+
+/// Deserializes from the structured JSON format, with the same checks as
+/// [`Envelope::from_json_value`].
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Envelope::from_json_value(value).map_err(serde::de::Error::custom)
+    }
+}
