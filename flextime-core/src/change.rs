@@ -230,8 +230,14 @@ mod tests {
             Version::Etag("x".into()).compare(&Version::Etag("x".into())),
             Some(Ordering::Equal)
         );
-        assert_eq!(Version::Etag("x".into()).compare(&Version::Etag("y".into())), None);
-        assert_eq!(Version::Etag("1".into()).compare(&Version::Sequence(1)), None);
+        assert_eq!(
+            Version::Etag("x".into()).compare(&Version::Etag("y".into())),
+            None
+        );
+        assert_eq!(
+            Version::Etag("1".into()).compare(&Version::Sequence(1)),
+            None
+        );
     }
 
     #[test]

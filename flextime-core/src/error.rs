@@ -307,7 +307,10 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let err = Error::from(io).context("connecting to broker");
         assert_eq!(err.kind(), ErrorKind::Unavailable);
-        assert_eq!(err.to_string(), "unavailable: connecting to broker: I/O: refused");
+        assert_eq!(
+            err.to_string(),
+            "unavailable: connecting to broker: I/O: refused"
+        );
         let source = StdError::source(&err).expect("source kept");
         assert_eq!(source.to_string(), "refused");
     }
@@ -322,7 +325,9 @@ mod tests {
 
     #[test]
     fn json_errors_are_invalid_input() {
-        let err: Error = serde_json::from_str::<serde_json::Value>("{").unwrap_err().into();
+        let err: Error = serde_json::from_str::<serde_json::Value>("{")
+            .unwrap_err()
+            .into();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 }

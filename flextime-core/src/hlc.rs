@@ -60,7 +60,11 @@ impl fmt::Display for HlcTimestamp {
     /// `WWWWWWWWWWWWWWW-LLLLLLLLLL-NNNNNNNN`: zero-padded so that text order
     /// equals timestamp order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:015}-{:010}-{:08x}", self.wall_ms, self.logical, self.node)
+        write!(
+            f,
+            "{:015}-{:010}-{:08x}",
+            self.wall_ms, self.logical, self.node
+        )
     }
 }
 
@@ -68,7 +72,11 @@ impl FromStr for HlcTimestamp {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || Error::invalid_input(format!("malformed HLC timestamp {s:?}: expected WALL-LOGICAL-NODE"));
+        let bad = || {
+            Error::invalid_input(format!(
+                "malformed HLC timestamp {s:?}: expected WALL-LOGICAL-NODE"
+            ))
+        };
         let mut parts = s.splitn(3, '-');
         let wall_ms = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
         let logical = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -139,12 +147,11 @@ impl HybridClock {
     /// A new timestamp, greater than every one this clock issued or observed.
     pub fn now(&self) -> HlcTimestamp {
         let pt = self.physical();
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let next = if pt > last.0 {
-            (pt, 0)
-        } else {
-            bump(*last)
-        };
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = if pt > last.0 { (pt, 0) } else { bump(*last) };
         *last = next;
         HlcTimestamp::new(next.0, next.1, self.node)
     }
@@ -164,7 +171,10 @@ impl HybridClock {
                 self.max_drift.as_millis()
             )));
         }
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let wall = pt.max(last.0).max(remote.wall_ms);
         let next = if wall == last.0 && wall == remote.wall_ms {
             bump((wall, last.1.max(remote.logical)))

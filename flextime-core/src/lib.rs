@@ -44,3 +44,7 @@ pub use transform::Transformer;
 pub use validate::{Validator, Violation};
 // envelope re-exports (edited by the envelope work only):
 // schedule re-exports (edited by the schedule work only):
+pub use schedule::{
+    Attendee, ExternalRef, ItemKind, ItemTime, Occurrence, Organizer, Override,
+    ParticipationStatus, Recurrence, Role, ScheduleItem, ScheduleItemValidator, Status,
+};

@@ -42,7 +42,11 @@ pub struct Violation {
 
 impl Violation {
     /// A violation at `path`.
-    pub fn new(path: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        path: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             path: path.into(),
             code: code.into(),
@@ -268,13 +272,15 @@ mod tests {
 
     #[test]
     fn all_collects_from_every_member() {
-        let v = All::new().with(positive()).with(FnValidator::new(|n: &i64| {
-            if n % 2 == 0 {
-                vec![]
-            } else {
-                vec![Violation::new("", "odd", "must be even")]
-            }
-        }));
+        let v = All::new()
+            .with(positive())
+            .with(FnValidator::new(|n: &i64| {
+                if n % 2 == 0 {
+                    vec![]
+                } else {
+                    vec![Violation::new("", "odd", "must be even")]
+                }
+            }));
         assert_eq!(v.validate(&-1).len(), 2);
         assert_eq!(v.validate(&2).len(), 0);
         let err = v.check(&-1).unwrap_err();
@@ -286,7 +292,10 @@ mod tests {
     fn required_fields_on_json() {
         let v = RequiredFields(vec!["title".into(), "start.tz".into()]);
         let found = v.validate(&serde_json::json!({"title": "x", "start": {"tz": null}}));
-        assert_eq!(found, [Violation::new("start.tz", "required", "is required")]);
+        assert_eq!(
+            found,
+            [Violation::new("start.tz", "required", "is required")]
+        );
     }
 
     #[test]
