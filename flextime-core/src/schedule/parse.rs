@@ -62,6 +62,7 @@ impl ScheduleItem {
         loop {
             let err = match serde_path_to_error::deserialize::<_, ScheduleItem>(&value) {
                 Ok(item) => {
+                    order_zone_violations(&mut found);
                     let checks = item.validate();
                     if zones_patched > 0 {
                         found.extend(
@@ -90,13 +91,54 @@ impl ScheduleItem {
                 if zones_patched >= MAX_ZONE_ERRORS
                     || !replace_at(&mut value, &segments, Value::String("UTC".to_owned()))
                 {
+                    order_zone_violations(&mut found);
                     return Err(found);
                 }
                 continue;
             }
+            order_zone_violations(&mut found);
             found.push(classify(path, message));
             return Err(found);
         }
+    }
+}
+
+/// Top-level fields in declaration order, to report zone errors in a stable
+/// order whatever the JSON map's key order is.
+const FIELD_ORDER: [&str; 15] = [
+    "id",
+    "kind",
+    "title",
+    "description",
+    "location",
+    "start",
+    "end",
+    "recurrence",
+    "attendees",
+    "organizer",
+    "status",
+    "external_refs",
+    "updated_at",
+    "sequence",
+    "extensions",
+];
+
+fn field_rank(path: &str) -> usize {
+    let top = path.split(['.', '[']).next().unwrap_or_default();
+    FIELD_ORDER
+        .iter()
+        .position(|f| *f == top)
+        .unwrap_or(FIELD_ORDER.len())
+}
+
+/// Sort the leading zone violations by field order (stable for the rest).
+fn order_zone_violations(found: &mut [Violation]) {
+    let zones = found
+        .iter()
+        .take_while(|v| v.code == codes::UNKNOWN_TIME_ZONE)
+        .count();
+    if let Some(head) = found.get_mut(..zones) {
+        head.sort_by(|a, b| (field_rank(&a.path), &a.path).cmp(&(field_rank(&b.path), &b.path)));
     }
 }
 
