@@ -67,7 +67,7 @@ fn parse_examples() -> Vec<Example> {
         let mut expected = Vec::new();
         for line in lines {
             if let Some(t) = line.strip_prefix("# ") {
-                title = t.to_owned();
+                t.clone_into(&mut title);
             } else if let Some(rest) = line.strip_prefix("DTSTART") {
                 let (tz, mut times) = parse_zoned_prop(rest);
                 start = Some((tz, times.remove(0)));

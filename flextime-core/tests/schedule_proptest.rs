@@ -208,6 +208,8 @@ proptest! {
         }
     }
 
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
     #[test]
     fn expansion_is_bounded_sorted_and_inside_the_window(
         item in schedule_item(),

@@ -15,7 +15,7 @@
 //! - [`ScheduleItem::validate`] (and [`ScheduleItemValidator`]) report every
 //!   broken rule at once, each with its field path and a stable code.
 //! - [`ScheduleItem::parse_json`] parses the JSON shape below and reports
-//!   problems as [`Violation`]s with field paths (an unknown zone is
+//!   problems as [`Violation`](crate::validate::Violation)s with field paths (an unknown zone is
 //!   `start.tz` / `unknown_time_zone`), then validates.
 //!
 //! # JSON shape (stable)

@@ -29,7 +29,7 @@ pub mod codes {
     /// Two overrides for the same RECURRENCE-ID.
     pub const DUPLICATE_OVERRIDE: &str = "duplicate_override";
     /// The instances before the last override could not all be walked (see
-    /// [`MAX_SCANNED_INSTANCES`](super::MAX_SCANNED_INSTANCES)).
+    /// [`MAX_SCANNED_INSTANCES`](crate::schedule::MAX_SCANNED_INSTANCES)).
     pub const EXPANSION_LIMIT: &str = "expansion_limit";
     /// Not an email address.
     pub const INVALID_EMAIL: &str = "invalid_email";
@@ -37,13 +37,13 @@ pub mod codes {
     pub const DUPLICATE_ATTENDEE: &str = "duplicate_attendee";
     /// A list longer than its cap.
     pub const TOO_MANY: &str = "too_many";
-    /// An IANA time zone name that is not known (from [`ScheduleItem::parse_json`]).
+    /// An IANA time zone name that is not known (from [`ScheduleItem::parse_json`](crate::schedule::ScheduleItem::parse_json)).
     pub const UNKNOWN_TIME_ZONE: &str = "unknown_time_zone";
-    /// A field that is not part of the JSON shape (from [`ScheduleItem::parse_json`]).
+    /// A field that is not part of the JSON shape (from [`ScheduleItem::parse_json`](crate::schedule::ScheduleItem::parse_json)).
     pub const UNKNOWN_FIELD: &str = "unknown_field";
-    /// A value of the wrong type or format (from [`ScheduleItem::parse_json`]).
+    /// A value of the wrong type or format (from [`ScheduleItem::parse_json`](crate::schedule::ScheduleItem::parse_json)).
     pub const INVALID_VALUE: &str = "invalid_value";
-    /// The input is not JSON (from [`ScheduleItem::parse_json`]).
+    /// The input is not JSON (from [`ScheduleItem::parse_json`](crate::schedule::ScheduleItem::parse_json)).
     pub const INVALID_JSON: &str = "invalid_json";
 }
 
