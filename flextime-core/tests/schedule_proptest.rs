@@ -208,6 +208,9 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
