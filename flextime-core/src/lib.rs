@@ -46,3 +46,7 @@ pub use validate::{Validator, Violation};
 // envelope re-exports (edited by the envelope work only):
 pub use envelope::{AmqpMessage, AmqpValue, Data, Envelope, ExtensionValue, KafkaRecord};
 // schedule re-exports (edited by the schedule work only):
+pub use schedule::{
+    Attendee, ExternalRef, ItemKind, ItemTime, Occurrence, Organizer, Override,
+    ParticipationStatus, Recurrence, Role, ScheduleItem, ScheduleItemValidator, Status,
+};
