@@ -7,12 +7,15 @@
 //! - applying a declarative field mapping vs the same edits written by hand.
 
 use flextime_benches::{compare, keep};
-use flextime_core::transform::FieldMapping;
 use flextime_core::Envelope;
+use flextime_core::transform::FieldMapping;
 use serde_json::{Value, json};
 
 fn main() {
-    println!("flextime-core benchmarks ({} cores)", std::thread::available_parallelism().map_or(1, usize::from));
+    println!(
+        "flextime-core benchmarks ({} cores)",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
     let event = json!({
         "specversion": "1.0",
         "id": "0192d1f0-8a4e-7c3b-9f61-2f0e5d1a7b9c",
