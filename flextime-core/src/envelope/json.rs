@@ -40,7 +40,8 @@ impl Envelope {
     /// The event in the structured JSON format, as bytes
     /// (media type `application/cloudevents+json`). Validates first.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
-        Ok(serde_json::to_vec(&self.to_json_value()?)?)
+        self.validate()?;
+        Ok(serde_json::to_vec(&Structured(self))?)
     }
 
     fn to_json_map(&self) -> Map<String, Value> {
@@ -225,7 +226,7 @@ impl Envelope {
 impl serde::Serialize for Envelope {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.validate().map_err(serde::ser::Error::custom)?;
-        self.to_json_map().serialize(serializer)
+        Structured(self).serialize(serializer)
     }
 }
 
@@ -235,5 +236,50 @@ impl<'de> serde::Deserialize<'de> for Envelope {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         Envelope::from_json_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serializes an envelope in the structured format without building an
+/// intermediate `serde_json::Value` (borrows every attribute and the data).
+struct Structured<'a>(&'a Envelope);
+
+impl serde::Serialize for Structured<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("specversion", SPEC_VERSION)?;
+        map.serialize_entry("id", &e.id)?;
+        map.serialize_entry("source", &e.source)?;
+        map.serialize_entry("type", &e.event_type)?;
+        if let Some(subject) = &e.subject {
+            map.serialize_entry("subject", subject)?;
+        }
+        if let Some(time) = &e.time {
+            map.serialize_entry("time", &format_time(time))?;
+        }
+        if let Some(ct) = &e.datacontenttype {
+            map.serialize_entry("datacontenttype", ct)?;
+        }
+        if let Some(schema) = &e.dataschema {
+            map.serialize_entry("dataschema", schema)?;
+        }
+        for (name, value) in &e.extensions {
+            match value {
+                ExtensionValue::String(s) => map.serialize_entry(name, s)?,
+                ExtensionValue::Integer(i) => map.serialize_entry(name, i)?,
+                ExtensionValue::Boolean(b) => map.serialize_entry(name, b)?,
+            }
+        }
+        match &e.data {
+            None => {}
+            Some(Data::Json(value)) => map.serialize_entry("data", value)?,
+            Some(Data::Text(text)) => map.serialize_entry("data", text)?,
+            Some(Data::Binary(bytes)) => map.serialize_entry(
+                "data_base64",
+                &base64::engine::general_purpose::STANDARD.encode(bytes),
+            )?,
+        }
+        map.end()
     }
 }
