@@ -284,6 +284,7 @@ pub fn decide(peer: Peer, test: &str, lookup: impl Fn(&str) -> Option<String>) -
 
 /// [`require`] with an injected environment lookup: prints the skip line to
 /// stderr and returns `None`, or panics when services are required.
+#[track_caller]
 pub fn require_in(
     peer: Peer,
     test: &str,
@@ -312,6 +313,7 @@ pub fn require_in(
 /// let Some(url) = require(Peer::Redis, "my_test") else { return };
 /// # let _ = url;
 /// ```
+#[track_caller]
 pub fn require(peer: Peer, test: &str) -> Option<String> {
     require_in(peer, test, process_env)
 }
