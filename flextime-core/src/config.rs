@@ -9,8 +9,9 @@
 //! 3. environment variables with the prefix (`FLEXTIME_` by default), `__`
 //!    separating nesting levels: `FLEXTIME_DB__MAX_CONNECTIONS=20` sets
 //!    `db.max_connections`. Values are parsed as TOML scalars (`20` is a
-//!    number, `true` a boolean). `FLEXTIME_PROFILE`, `FLEXTIME_REQUIRE_SERVICES`
-//!    and `FLEXTIME_TEST_*` are not configuration and are ignored.
+//!    number, `true` a boolean). `FLEXTIME_PROFILE`, `FLEXTIME_TEST_*` and the
+//!    tooling variables in [`RESERVED_ENV_KEYS`] are not configuration and are
+//!    ignored.
 //!
 //! Errors name the key and the expected type but never echo the offending
 //! value, since it may be a secret.
@@ -187,7 +188,7 @@ impl ConfigLoader {
         }
         let env = Env::prefixed(&self.env_prefix).split("__").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            key != "profile" && key != "require_services" && !key.starts_with("test_")
+            !key.starts_with("test_") && !RESERVED_ENV_KEYS.contains(&key.as_str())
         });
         figment
             .merge(env)
@@ -195,6 +196,19 @@ impl ConfigLoader {
             .map_err(|e| Error::invalid_input(describe(&e)))
     }
 }
+
+/// Variables under the prefix that belong to Flextime's tooling, not to
+/// configuration (besides everything starting with `TEST_`).
+pub const RESERVED_ENV_KEYS: &[&str] = &[
+    "profile",
+    "require_services",
+    "cache",
+    "env_file",
+    "shared_dir",
+    "services_timeout",
+    "services_verbose",
+    "tansu_build_timeout",
+];
 
 /// Describe figment errors by key and expectation, never by value.
 fn describe(errors: &figment::Error) -> String {
@@ -269,12 +283,17 @@ mod tests {
     fn profile_then_env_override() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("flextime.toml", FILE)?;
-            jail.set_env("FLEXTIME_DB__MAX_CONNECTIONS", "32");
-            jail.set_env("FLEXTIME_DB__PASSWORD", "hunter2");
-            jail.set_env("FLEXTIME_PROFILE", "prod");
-            jail.set_env("FLEXTIME_TEST_POSTGRES_URL", "ignored");
-            jail.set_env("FLEXTIME_REQUIRE_SERVICES", "1");
-            let conf: Conf = ConfigLoader::new().file("flextime.toml").load().unwrap();
+            jail.set_env("FTCONF_DB__MAX_CONNECTIONS", "32");
+            jail.set_env("FTCONF_DB__PASSWORD", "hunter2");
+            jail.set_env("FTCONF_PROFILE", "prod");
+            jail.set_env("FTCONF_TEST_POSTGRES_URL", "ignored");
+            jail.set_env("FTCONF_REQUIRE_SERVICES", "1");
+            jail.set_env("FTCONF_CACHE", "/tmp/cache");
+            let conf: Conf = ConfigLoader::new()
+                .env_prefix("FTCONF_")
+                .file("flextime.toml")
+                .load()
+                .unwrap();
             assert_eq!(conf.name, "hub");
             assert_eq!(conf.db.url, "postgres://db/prod");
             assert_eq!(conf.db.max_connections, 32);
@@ -294,8 +313,9 @@ mod tests {
     #[test]
     fn errors_name_the_key_but_not_the_value() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("FLEXTIME_DB__MAX_CONNECTIONS", "s3cr3t-value");
+            jail.set_env("FTCONF_DB__MAX_CONNECTIONS", "s3cr3t-value");
             let err = ConfigLoader::new()
+                .env_prefix("FTCONF_")
                 .toml_str("name = 'x'\n[db]\nurl = 'u'\n")
                 .load::<Conf>()
                 .unwrap_err();
@@ -309,8 +329,9 @@ mod tests {
     #[test]
     fn bad_profile_missing_file_and_missing_field() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("FLEXTIME_PROFILE", "staging");
+            jail.set_env("FTCONF_PROFILE", "staging");
             let err = ConfigLoader::new()
+                .env_prefix("FTCONF_")
                 .toml_str(FILE)
                 .load::<Conf>()
                 .unwrap_err();
@@ -318,6 +339,7 @@ mod tests {
             Ok(())
         });
         let err = ConfigLoader::new()
+            .env_prefix("FTCONF_")
             .file("/definitely/not/here.toml")
             .load::<Conf>()
             .unwrap_err();

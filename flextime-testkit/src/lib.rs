@@ -39,7 +39,7 @@ pub const REQUIRE_SERVICES_VAR: &str = "FLEXTIME_REQUIRE_SERVICES";
 
 /// The variable holding the path of the `tansu` binary, for creating Kafka
 /// topics (tansu does not create topics on first use).
-pub const TANSU_BIN_VAR: &str = "FLEXTIME_TANSU_BIN";
+pub const TANSU_BIN_VAR: &str = "FLEXTIME_TEST_TANSU_BIN";
 
 /// The variable holding the Maildir that the SMTP peer delivers into.
 pub const SMTP_MAILDIR_VAR: &str = "FLEXTIME_TEST_SMTP_MAILDIR";
@@ -412,7 +412,7 @@ pub fn peer_socket_addr(peer: Peer, url: &str) -> Option<String> {
 }
 
 /// Path of the `tansu` binary recorded by `scripts/services`
-/// (`FLEXTIME_TANSU_BIN`), if any.
+/// (`FLEXTIME_TEST_TANSU_BIN`), if any.
 pub fn tansu_bin() -> Option<PathBuf> {
     process_env(TANSU_BIN_VAR).map(PathBuf::from)
 }
