@@ -4,9 +4,9 @@ use flextime_core::{Error, Secret};
 use serde::Deserialize;
 
 use super::{
-    Rejection, Tolerance, Verified, Verifier, WebhookRequest, ct_eq, decode_base64, decode_hex,
-    encode_base64, header, hmac_sha256, hmac_sha512, json_string_member, parse_timestamp,
-    text_secrets,
+    Rejection, Tolerance, Verified, Verifier, WebhookRequest, ct_eq, decode_base64,
+    decode_hex_any_case, encode_base64, header, hmac_sha256, hmac_sha512, json_string_member,
+    parse_timestamp, text_secrets,
 };
 
 /// The hash under the HMAC.
@@ -246,7 +246,7 @@ impl Verifier for GenericHmac {
                 continue;
             };
             let decoded = match self.encoding {
-                Encoding::Hex => decode_hex(sig),
+                Encoding::Hex => decode_hex_any_case(sig),
                 Encoding::Base64 => decode_base64(sig),
             };
             let Some(decoded) = decoded else { continue };

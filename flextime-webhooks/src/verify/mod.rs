@@ -256,13 +256,35 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// Decode lowercase or uppercase hex; `None` when malformed.
+/// Decode lowercase hex, the form every provider sends; `None` when
+/// malformed. Uppercase is refused so that a signature has exactly one
+/// accepted spelling.
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
     hex::decode(s).ok()
 }
 
-/// Standard base64 with or without padding; `None` when malformed.
+/// Decode hex in either case (for the generic scheme); `None` when malformed.
+pub(crate) fn decode_hex_any_case(s: &str) -> Option<Vec<u8>> {
+    hex::decode(s).ok()
+}
+
+/// Decode a base64 signature strictly: padding optional, but no non-zero
+/// trailing bits, so a signature has exactly one accepted spelling.
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const STRICT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    STRICT.decode(s).ok()
+}
+
+/// Decode base64 key material leniently (padding optional, trailing bits
+/// ignored), as the providers' own libraries read secrets.
+pub(crate) fn decode_base64_lenient(s: &str) -> Option<Vec<u8>> {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -336,5 +358,10 @@ mod tests {
         assert_eq!(decode_base64("YQ==").unwrap(), b"a");
         assert_eq!(decode_base64("YQ").unwrap(), b"a");
         assert!(decode_base64("Y!").is_none());
+        // "YR" decodes to "a" only if trailing bits are ignored.
+        assert!(decode_base64("YR").is_none());
+        assert_eq!(decode_base64_lenient("YR").unwrap(), b"a");
+        assert!(decode_hex("AB").is_none());
+        assert_eq!(decode_hex_any_case("AB").unwrap(), [0xab]);
     }
 }

@@ -3,8 +3,9 @@
 use flextime_core::{Error, Secret};
 
 use super::{
-    Rejection, Tolerance, Verified, Verifier, WebhookRequest, ct_eq, decode_base64, encode_base64,
-    header_any, hmac_sha256, json_string_member, parse_timestamp,
+    Rejection, Tolerance, Verified, Verifier, WebhookRequest, ct_eq, decode_base64,
+    decode_base64_lenient, encode_base64, header_any, hmac_sha256, json_string_member,
+    parse_timestamp,
 };
 
 /// Header names, with the `svix-*` aliases.
@@ -90,9 +91,11 @@ pub(crate) fn decode_secret(secret: &Secret) -> Result<Vec<u8>, Error> {
             "standard-webhooks: the secret is empty (expected whsec_ followed by base64)",
         ));
     }
-    decode_base64(b64).filter(|k| !k.is_empty()).ok_or_else(|| {
-        Error::invalid_input("standard-webhooks: the secret is not valid base64 after whsec_")
-    })
+    decode_base64_lenient(b64)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            Error::invalid_input("standard-webhooks: the secret is not valid base64 after whsec_")
+        })
 }
 
 impl Verifier for StandardWebhooks {
