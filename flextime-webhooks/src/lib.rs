@@ -10,5 +10,6 @@
 //!   in durable hands; typed handlers run after the hand-off.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod config;
 pub mod receiver;
 pub mod verify;

@@ -180,13 +180,37 @@ impl SourceConfig {
     }
 }
 
+/// A refused request, as reported to a [`ReceiverBuilder::on_refusal`] observer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    /// The source's name.
+    pub source: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The reason code (`signature_mismatch`, `timestamp_too_old` ...).
+    pub reason: &'static str,
+    /// The message sent back (never contains a secret).
+    pub message: String,
+}
+
+/// Called for every refused request.
+pub type RefusalObserver = Arc<dyn Fn(&Refused) + Send + Sync>;
+
 /// Builds a [`Receiver`].
-#[derive(Debug)]
 pub struct ReceiverBuilder {
     handoff: Arc<dyn HandOff>,
     idempotency: Arc<dyn IdempotencyStore>,
     clock: SharedClock,
     sources: Vec<SourceConfig>,
+    observer: Option<RefusalObserver>,
+}
+
+impl std::fmt::Debug for ReceiverBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverBuilder")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReceiverBuilder {
@@ -208,6 +232,14 @@ impl ReceiverBuilder {
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Report every refused request to `observer` (for audit logs, or the
+    /// example binary's stderr lines).
+    #[must_use]
+    pub fn on_refusal(mut self, observer: impl Fn(&Refused) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
         self
     }
 
@@ -241,6 +273,7 @@ impl ReceiverBuilder {
                 handoff: Arc::clone(&self.handoff),
                 idempotency: Arc::clone(&self.idempotency),
                 clock: Arc::clone(&self.clock),
+                observer: self.observer.clone(),
             }));
         }
         Ok(Receiver { sources })
@@ -253,13 +286,21 @@ pub struct Receiver {
     sources: Vec<Arc<SourceState>>,
 }
 
-#[derive(Debug)]
 struct SourceState {
     config: SourceConfig,
     limiter: Option<RateLimiter>,
     handoff: Arc<dyn HandOff>,
     idempotency: Arc<dyn IdempotencyStore>,
     clock: SharedClock,
+    observer: Option<RefusalObserver>,
+}
+
+impl std::fmt::Debug for SourceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Receiver {
@@ -275,6 +316,7 @@ impl Receiver {
             idempotency: Arc::new(MemoryIdempotencyStore::default()),
             clock: Arc::new(SystemClock),
             sources: Vec::new(),
+            observer: None,
         }
     }
 
@@ -407,6 +449,14 @@ impl SourceState {
         )
         .increment(1);
         tracing::info!(source = %self.config.name, reason = refusal.code, message = %refusal.message, "webhook refused");
+        if let Some(observer) = &self.observer {
+            observer(&Refused {
+                source: self.config.name.clone(),
+                status: refusal.status.as_u16(),
+                reason: refusal.code,
+                message: refusal.message.clone(),
+            });
+        }
         refusal.into_response()
     }
 
