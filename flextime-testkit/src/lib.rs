@@ -266,7 +266,11 @@ pub enum Decision {
 /// assert!(matches!(decide(Peer::Nats, "t", env), Decision::Skip(_)));
 /// ```
 pub fn decide(peer: Peer, test: &str, lookup: impl Fn(&str) -> Option<String>) -> Decision {
-    let var = peer.env_var();
+    decide_var(peer.env_var(), test, lookup)
+}
+
+/// [`decide`] for any variable a test needs (a peer URL, a tool's path).
+pub fn decide_var(var: &str, test: &str, lookup: impl Fn(&str) -> Option<String>) -> Decision {
     if let Some(url) = lookup(var).filter(|v| !v.trim().is_empty()) {
         return Decision::Run(url);
     }
@@ -316,6 +320,25 @@ pub fn require_in(
 #[track_caller]
 pub fn require(peer: Peer, test: &str) -> Option<String> {
     require_in(peer, test, process_env)
+}
+
+/// The variable naming the Python interpreter (a virtualenv made by
+/// `scripts/services`) that has the foreign clients and provider SDKs the
+/// interop tests run: standardwebhooks, slack_sdk, twilio, stripe, ...
+pub const PYTHON_VAR: &str = "FLEXTIME_TEST_PYTHON";
+
+/// The interop tests' Python interpreter, or `None` after printing the skip
+/// line (panics instead when services are required), like [`require`].
+#[track_caller]
+pub fn require_python(test: &str) -> Option<PathBuf> {
+    match decide_var(PYTHON_VAR, test, process_env) {
+        Decision::Run(path) => Some(PathBuf::from(path)),
+        Decision::Skip(message) => {
+            eprintln!("{message}");
+            None
+        }
+        Decision::Fail(message) => panic!("{message}"),
+    }
 }
 
 /// The name of the running test: libtest names each test's thread after the

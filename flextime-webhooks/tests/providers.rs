@@ -182,7 +182,7 @@ fn stripe_header_rules() {
     assert_eq!(
         v.verify(&req(&uri, &HeaderMap::new(), body), ts)
             .unwrap_err(),
-        Rejection::MissingHeader("stripe-signature")
+        Rejection::MissingHeader("stripe-signature".into())
     );
 }
 

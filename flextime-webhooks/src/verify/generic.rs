@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{
     Rejection, Tolerance, Verified, Verifier, WebhookRequest, ct_eq, decode_base64,
-    decode_hex_any_case, encode_base64, header, hmac_sha256, hmac_sha512, json_string_member,
+    decode_hex_any_case, encode_base64, header_dyn, hmac_sha256, hmac_sha512, json_string_member,
     parse_timestamp, text_secrets,
 };
 
@@ -53,22 +53,20 @@ pub enum Encoding {
 /// ```
 #[derive(Debug, Clone)]
 pub struct GenericHmac {
-    header: &'static str,
+    header: String,
     secrets: Vec<Secret>,
     algorithm: HmacAlgorithm,
     encoding: Encoding,
     prefix: String,
-    timestamp_header: Option<&'static str>,
-    id_header: Option<&'static str>,
-    type_header: Option<&'static str>,
+    timestamp_header: Option<String>,
+    id_header: Option<String>,
+    type_header: Option<String>,
     template: String,
     tolerance: Tolerance,
 }
 
-/// Header names live as long as the verifier; leaking them once at
-/// construction keeps `Rejection` free of allocations.
-fn leak(name: &str) -> &'static str {
-    Box::leak(name.to_ascii_lowercase().into_boxed_str())
+fn lower(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
 
 impl GenericHmac {
@@ -81,7 +79,7 @@ impl GenericHmac {
             )));
         }
         Ok(Self {
-            header: leak(header),
+            header: lower(header),
             secrets: text_secrets("hmac", secrets)?,
             algorithm: HmacAlgorithm::Sha256,
             encoding: Encoding::Hex,
@@ -128,7 +126,7 @@ impl GenericHmac {
                 "hmac: the template must contain {body}",
             ));
         }
-        self.timestamp_header = Some(leak(header));
+        self.timestamp_header = Some(lower(header));
         template.clone_into(&mut self.template);
         self.tolerance = tolerance;
         Ok(self)
@@ -153,14 +151,14 @@ impl GenericHmac {
     /// The header holding the delivery id (idempotency key; `{id}` in the template).
     #[must_use]
     pub fn with_id_header(mut self, header: &str) -> Self {
-        self.id_header = Some(leak(header));
+        self.id_header = Some(lower(header));
         self
     }
 
     /// The header holding the event type (else the body's `type` member).
     #[must_use]
     pub fn with_type_header(mut self, header: &str) -> Self {
-        self.type_header = Some(leak(header));
+        self.type_header = Some(lower(header));
         self
     }
 
@@ -219,18 +217,18 @@ impl Verifier for GenericHmac {
     }
 
     fn verify(&self, request: &WebhookRequest<'_>, now: i64) -> Result<Verified, Rejection> {
-        let value = header(request.headers, self.header)?;
-        let (ts_text, timestamp) = match self.timestamp_header {
+        let value = header_dyn(request.headers, &self.header)?;
+        let (ts_text, timestamp) = match &self.timestamp_header {
             Some(name) => {
-                let text = header(request.headers, name)?;
-                let ts = parse_timestamp(name, text)?;
+                let text = header_dyn(request.headers, name)?;
+                let ts = parse_timestamp(name.clone(), text)?;
                 self.tolerance.check(ts, now)?;
                 (text, Some(ts))
             }
             None => ("", None),
         };
-        let id = match self.id_header {
-            Some(name) => Some(header(request.headers, name)?),
+        let id = match &self.id_header {
+            Some(name) => Some(header_dyn(request.headers, name)?),
             None => None,
         };
         let content = self.content(ts_text, id.unwrap_or(""), request.body);
@@ -257,14 +255,14 @@ impl Verifier for GenericHmac {
         }
         if !any {
             return Err(Rejection::MalformedHeader {
-                header: self.header,
+                header: self.header.clone().into(),
                 reason: "no signature in the expected encoding and prefix",
             });
         }
         if !matched {
             return Err(Rejection::SignatureMismatch);
         }
-        let type_from_header = self.type_header.and_then(|h| {
+        let type_from_header = self.type_header.as_deref().and_then(|h| {
             request
                 .headers
                 .get(h)

@@ -36,6 +36,7 @@ pub use standard::StandardWebhooks;
 pub use stripe::Stripe;
 pub use twilio::Twilio;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -75,11 +76,11 @@ pub struct Verified {
 #[non_exhaustive]
 pub enum Rejection {
     /// A required header is absent (400).
-    MissingHeader(&'static str),
+    MissingHeader(Cow<'static, str>),
     /// A header is present but cannot be parsed (400).
     MalformedHeader {
         /// The header.
-        header: &'static str,
+        header: Cow<'static, str>,
         /// What is wrong with it.
         reason: &'static str,
     },
@@ -181,12 +182,27 @@ impl Default for Tolerance {
 /// The value of a header as text; absent is `MissingHeader`, non-ASCII is
 /// `MalformedHeader`.
 pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Rejection> {
-    let value = headers.get(name).ok_or(Rejection::MissingHeader(name))?;
+    header_named(headers, name, || Cow::Borrowed(name))
+}
+
+/// [`header`] for a name chosen at run time.
+pub(crate) fn header_dyn<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Rejection> {
+    header_named(headers, name, || Cow::Owned(name.to_owned()))
+}
+
+fn header_named<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    label: impl Fn() -> Cow<'static, str>,
+) -> Result<&'a str, Rejection> {
+    let value = headers
+        .get(name)
+        .ok_or_else(|| Rejection::MissingHeader(label()))?;
     value
         .to_str()
         .map(str::trim)
         .map_err(|_| Rejection::MalformedHeader {
-            header: name,
+            header: label(),
             reason: "not visible ASCII",
         })
 }
@@ -201,15 +217,18 @@ pub(crate) fn header_any<'a>(
             return header(headers, name).map(|v| (*name, v));
         }
     }
-    Err(Rejection::MissingHeader(names[0]))
+    Err(Rejection::MissingHeader(Cow::Borrowed(names[0])))
 }
 
 /// Parse a Unix-seconds timestamp header.
-pub(crate) fn parse_timestamp(header: &'static str, value: &str) -> Result<i64, Rejection> {
+pub(crate) fn parse_timestamp(
+    header: impl Into<Cow<'static, str>>,
+    value: &str,
+) -> Result<i64, Rejection> {
     value
         .parse::<i64>()
         .map_err(|_| Rejection::MalformedHeader {
-            header,
+            header: header.into(),
             reason: "timestamp is not an integer number of seconds",
         })
 }
@@ -343,7 +362,7 @@ mod tests {
             http::StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            Rejection::MissingHeader("x").status(),
+            Rejection::MissingHeader("x".into()).status(),
             http::StatusCode::BAD_REQUEST
         );
         assert_eq!(Rejection::TimestampTooOld.code(), "timestamp_too_old");

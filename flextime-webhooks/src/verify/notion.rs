@@ -49,7 +49,7 @@ impl Verifier for Notion {
         let value = header(request.headers, SIGNATURE)?;
         let sig = value.strip_prefix("sha256=").and_then(decode_hex).ok_or(
             Rejection::MalformedHeader {
-                header: SIGNATURE,
+                header: SIGNATURE.into(),
                 reason: "expected sha256=<hex>",
             },
         )?;

@@ -41,7 +41,7 @@ impl Verifier for Shopify {
     fn verify(&self, request: &WebhookRequest<'_>, _now: i64) -> Result<Verified, Rejection> {
         let sig = decode_base64(header(request.headers, SIGNATURE)?).ok_or(
             Rejection::MalformedHeader {
-                header: SIGNATURE,
+                header: SIGNATURE.into(),
                 reason: "not base64",
             },
         )?;

@@ -61,7 +61,7 @@ impl Verifier for Slack {
                 .strip_prefix("v0=")
                 .and_then(decode_hex)
                 .ok_or(Rejection::MalformedHeader {
-                    header: SIGNATURE,
+                    header: SIGNATURE.into(),
                     reason: "expected v0=<hex>",
                 })?;
         let mut matched = false;

@@ -109,7 +109,7 @@ impl Verifier for StandardWebhooks {
         let (_, signatures) = header_any(request.headers, &SIGNATURE)?;
         if id.is_empty() {
             return Err(Rejection::MalformedHeader {
-                header: ID[0],
+                header: ID[0].into(),
                 reason: "empty message id",
             });
         }
@@ -146,7 +146,7 @@ impl Verifier for StandardWebhooks {
         }
         if !any_v1 {
             return Err(Rejection::MalformedHeader {
-                header: SIGNATURE[0],
+                header: SIGNATURE[0].into(),
                 reason: "no v1 signature",
             });
         }

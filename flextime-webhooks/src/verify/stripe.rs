@@ -58,7 +58,7 @@ impl Verifier for Stripe {
         for item in value.split(',') {
             let Some((k, v)) = item.trim().split_once('=') else {
                 return Err(Rejection::MalformedHeader {
-                    header: SIGNATURE,
+                    header: SIGNATURE.into(),
                     reason: "expected comma-separated key=value pairs",
                 });
             };
@@ -69,16 +69,16 @@ impl Verifier for Stripe {
             }
         }
         let ts_text = timestamp.ok_or(Rejection::MalformedHeader {
-            header: SIGNATURE,
+            header: SIGNATURE.into(),
             reason: "no t= timestamp",
         })?;
         let ts: i64 = ts_text.parse().map_err(|_| Rejection::MalformedHeader {
-            header: SIGNATURE,
+            header: SIGNATURE.into(),
             reason: "t= is not an integer",
         })?;
         if signatures.is_empty() {
             return Err(Rejection::MalformedHeader {
-                header: SIGNATURE,
+                header: SIGNATURE.into(),
                 reason: "no v1= signature",
             });
         }
