@@ -49,7 +49,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Broker>> {
         "memory" => Ok(Arc::new(crate::memory::MemoryBroker::new(
             crate::memory::MemoryConfig::from_url(url)?,
         ))),
-        #[cfg(all(feature = "redis", any()))]
+        #[cfg(feature = "redis")]
         "redis" | "rediss" => Ok(Arc::new(
             crate::redis::RedisBroker::connect(crate::redis::RedisConfig::from_url(url)?).await?,
         )),

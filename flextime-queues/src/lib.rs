@@ -73,7 +73,7 @@ pub mod memory;
 pub mod nats;
 #[cfg(all(feature = "rabbitmq", any()))]
 pub mod rabbitmq;
-#[cfg(all(feature = "redis", any()))]
+#[cfg(feature = "redis")]
 pub mod redis;
 
 pub use any::{connect, supported_schemes};
