@@ -53,7 +53,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Broker>> {
         "redis" | "rediss" => Ok(Arc::new(
             crate::redis::RedisBroker::connect(crate::redis::RedisConfig::from_url(url)?).await?,
         )),
-        #[cfg(all(feature = "rabbitmq", any()))]
+        #[cfg(feature = "rabbitmq")]
         "amqp" | "amqps" => Ok(Arc::new(
             crate::rabbitmq::RabbitBroker::connect(crate::rabbitmq::RabbitConfig::from_url(url)?)
                 .await?,

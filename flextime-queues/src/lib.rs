@@ -71,7 +71,7 @@ pub mod kafka;
 pub mod memory;
 #[cfg(all(feature = "nats", any()))]
 pub mod nats;
-#[cfg(all(feature = "rabbitmq", any()))]
+#[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -681,6 +681,13 @@ where
         settled += 1;
     }
     Ok(settled)
+}
+
+/// Lock a std mutex, ignoring poisoning (the data stays consistent: every
+/// critical section is a single assignment or take).
+#[allow(dead_code)] // used by the broker backends
+pub(crate) fn memory_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Unix milliseconds of a time (0 before the epoch).
