@@ -16,17 +16,11 @@ pub fn supported_schemes() -> Vec<&'static str> {
     if cfg!(feature = "rabbitmq") {
         schemes.extend(["amqp", "amqps"]);
     }
-    if cfg!(feature = "kafka") {
-        schemes.push("kafka");
-    }
-    if cfg!(feature = "nats") {
-        schemes.push("nats");
-    }
     schemes
 }
 
 /// A broker chosen by the URL's scheme: `memory://`, `redis://`,
-/// `amqp://`, `kafka://host:port[,host:port]`, `nats://`. The backend's
+/// `amqp://`. The backend's
 /// cargo feature must be enabled. Errors never show the URL's password.
 ///
 /// ```
@@ -57,14 +51,6 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Broker>> {
         "amqp" | "amqps" => Ok(Arc::new(
             crate::rabbitmq::RabbitBroker::connect(crate::rabbitmq::RabbitConfig::from_url(url)?)
                 .await?,
-        )),
-        #[cfg(all(feature = "kafka", any()))]
-        "kafka" => Ok(Arc::new(crate::kafka::KafkaBroker::new(
-            crate::kafka::KafkaConfig::from_url(url)?,
-        )?)),
-        #[cfg(all(feature = "nats", any()))]
-        "nats" => Ok(Arc::new(
-            crate::nats::NatsBroker::connect(crate::nats::NatsConfig::from_url(url)?).await?,
         )),
         other => Err(Error::invalid_input(format!(
             "queue URL `{}`: scheme `{other}` is not supported (enabled: {})",

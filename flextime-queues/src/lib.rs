@@ -2,8 +2,8 @@
 //!
 //! One Producer / Consumer API over message brokers, each behind a cargo
 //! feature: `memory` (default, in-process, bounded with backpressure),
-//! `redis` (Redis Streams with consumer groups), `rabbitmq` (lapin), `kafka`
-//! (rdkafka with its bundled librdkafka) and `nats` (async-nats JetStream).
+//! `redis` (Redis Streams with consumer groups) and `rabbitmq` (lapin).
+//! Kafka and NATS JetStream backends are not written yet.
 //!
 //! - [`Message`]: payload bytes with typed encode/decode through a [`Codec`]
 //!   (JSON by default), headers, a key (partition or routing key), an id, a
@@ -21,7 +21,7 @@
 //!   `<topic>.dlq`) with the reason in the [`headers::DEAD_LETTER_REASON`]
 //!   header.
 //! - [`Broker`] builds producers and consumers; [`connect`] picks a backend
-//!   from a URL (`memory://`, `redis://`, `amqp://`, `kafka://`, `nats://`).
+//!   from a URL (`memory://`, `redis://`, `amqp://`).
 //!
 //! ```
 //! # #[cfg(feature = "memory")]
@@ -65,12 +65,8 @@ mod url_redact;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
-#[cfg(all(feature = "kafka", any()))]
-pub mod kafka;
 #[cfg(feature = "memory")]
 pub mod memory;
-#[cfg(all(feature = "nats", any()))]
-pub mod nats;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(feature = "redis")]
@@ -587,7 +583,7 @@ pub trait Consumer: Send {
 /// [`Producer`] and [`Consumer`]) to add a broker; the traits are not sealed.
 #[async_trait]
 pub trait Broker: Send + Sync {
-    /// The backend's name (`memory`, `redis`, `rabbitmq`, `kafka`, `nats`).
+    /// The backend's name (`memory`, `redis`, `rabbitmq`, ...).
     fn backend(&self) -> &'static str;
 
     /// A producer.

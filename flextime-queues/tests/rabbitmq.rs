@@ -37,3 +37,14 @@ checks!(
     cancelled_ack_still_acks,
     shutdown_commits,
 );
+
+#[tokio::test]
+async fn url_picks_rabbitmq_and_hides_the_password() {
+    let url = flextime_testkit::require_peer!(Amqp);
+    let broker = flextime_queues::connect(&url).await.unwrap();
+    assert_eq!(broker.backend(), "rabbitmq");
+    let Err(err) = flextime_queues::connect("amqp://guest:hunter2@127.0.0.1:1/%2f").await else {
+        panic!("connected to a closed port")
+    };
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
