@@ -16,11 +16,14 @@ pub fn supported_schemes() -> Vec<&'static str> {
     if cfg!(feature = "rabbitmq") {
         schemes.extend(["amqp", "amqps"]);
     }
+    if cfg!(feature = "nats") {
+        schemes.push("nats");
+    }
     schemes
 }
 
 /// A broker chosen by the URL's scheme: `memory://`, `redis://`,
-/// `amqp://`. The backend's
+/// `amqp://`, `nats://`. The backend's
 /// cargo feature must be enabled. Errors never show the URL's password.
 ///
 /// ```
@@ -51,6 +54,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Broker>> {
         "amqp" | "amqps" => Ok(Arc::new(
             crate::rabbitmq::RabbitBroker::connect(crate::rabbitmq::RabbitConfig::from_url(url)?)
                 .await?,
+        )),
+        #[cfg(feature = "nats")]
+        "nats" => Ok(Arc::new(
+            crate::nats::NatsBroker::connect(crate::nats::NatsConfig::from_url(url)?).await?,
         )),
         other => Err(Error::invalid_input(format!(
             "queue URL `{}`: scheme `{other}` is not supported (enabled: {})",

@@ -76,6 +76,7 @@ async fn broker_restart_loses_nothing() {
                 .arg("--dir")
                 .arg(&dir)
                 .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
                 .unwrap()
