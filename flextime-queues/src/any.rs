@@ -16,6 +16,9 @@ pub fn supported_schemes() -> Vec<&'static str> {
     if cfg!(feature = "rabbitmq") {
         schemes.extend(["amqp", "amqps"]);
     }
+    if cfg!(feature = "kafka") {
+        schemes.push("kafka");
+    }
     if cfg!(feature = "nats") {
         schemes.push("nats");
     }
@@ -23,7 +26,7 @@ pub fn supported_schemes() -> Vec<&'static str> {
 }
 
 /// A broker chosen by the URL's scheme: `memory://`, `redis://`,
-/// `amqp://`, `nats://`. The backend's
+/// `amqp://`, `kafka://host:port[,host:port]`, `nats://`. The backend's
 /// cargo feature must be enabled. Errors never show the URL's password.
 ///
 /// ```
@@ -55,6 +58,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Broker>> {
             crate::rabbitmq::RabbitBroker::connect(crate::rabbitmq::RabbitConfig::from_url(url)?)
                 .await?,
         )),
+        #[cfg(feature = "kafka")]
+        "kafka" => Ok(Arc::new(crate::kafka::KafkaBroker::new(
+            crate::kafka::KafkaConfig::from_url(url)?,
+        )?)),
         #[cfg(feature = "nats")]
         "nats" => Ok(Arc::new(
             crate::nats::NatsBroker::connect(crate::nats::NatsConfig::from_url(url)?).await?,

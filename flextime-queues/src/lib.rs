@@ -65,6 +65,8 @@ mod url_redact;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "nats")]
