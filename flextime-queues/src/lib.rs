@@ -2,8 +2,8 @@
 //!
 //! One Producer / Consumer API over message brokers, each behind a cargo
 //! feature: `memory` (default, in-process, bounded with backpressure),
-//! `redis` (Redis Streams with consumer groups) and `rabbitmq` (lapin).
-//! Kafka and NATS JetStream backends are not written yet.
+//! `redis` (Redis Streams with consumer groups), `rabbitmq` (lapin), `kafka`
+//! (rdkafka with its bundled librdkafka) and `nats` (async-nats JetStream).
 //!
 //! - [`Message`]: payload bytes with typed encode/decode through a [`Codec`]
 //!   (JSON by default), headers, a key (partition or routing key), an id, a
@@ -21,7 +21,7 @@
 //!   `<topic>.dlq`) with the reason in the [`headers::DEAD_LETTER_REASON`]
 //!   header.
 //! - [`Broker`] builds producers and consumers; [`connect`] picks a backend
-//!   from a URL (`memory://`, `redis://`, `amqp://`).
+//!   from a URL (`memory://`, `redis://`, `amqp://`, `kafka://`, `nats://`).
 //!
 //! ```
 //! # #[cfg(feature = "memory")]

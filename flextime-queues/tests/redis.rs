@@ -142,3 +142,30 @@ async fn wait_for_port(port: u16) {
     }
     panic!("redis-server did not listen on {port}");
 }
+
+#[tokio::test]
+async fn pubsub_broadcast_reaches_every_subscriber() {
+    use futures::StreamExt;
+    let url = flextime_testkit::require_peer!(Redis);
+    let broker = RedisBroker::connect(RedisConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
+    let channel = flextime_testkit::unique_name("broadcast");
+    let mut one = broker.subscribe(&channel).await.unwrap();
+    let mut two = broker.subscribe(&channel).await.unwrap();
+    let sent = flextime_queues::Message::new("hello all")
+        .with_key("k")
+        .with_header("h", "v");
+    let receivers = broker.broadcast(&channel, &sent).await.unwrap();
+    assert_eq!(receivers, 2);
+    for stream in [&mut one, &mut two] {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.id, sent.id);
+        assert_eq!(got.payload, sent.payload);
+        assert_eq!(got.header("h"), Some("v"));
+        assert_eq!(got.key.as_deref(), Some("k"));
+    }
+}

@@ -80,6 +80,53 @@ pub(crate) fn redis_error(err: &redis::RedisError, doing: &str) -> Error {
     }
 }
 
+impl RedisBroker {
+    /// Non-durable fan-out: `PUBLISH` the message on a pub/sub `channel`;
+    /// every subscriber connected right now receives it, nobody later.
+    /// Returns how many subscribers received it. For events that must not be
+    /// lost, use a topic and consumer groups instead.
+    pub async fn broadcast(&self, channel: &str, message: &Message) -> Result<usize> {
+        let mut conn = self.conn.clone();
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(to_member(message, 0))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e, "PUBLISH"))?;
+        Ok(usize::try_from(receivers).unwrap_or(0))
+    }
+
+    /// Subscribe to a pub/sub `channel` (see [`RedisBroker::broadcast`]).
+    /// The stream yields each broadcast message (attempt 1); payloads that
+    /// are not Flextime broadcasts arrive as the message payload. It ends
+    /// when the connection is lost (non-durable: subscribe again).
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Message>> {
+        use futures::StreamExt;
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| redis_error(&e, "connecting for pub/sub"))?;
+        pubsub
+            .subscribe(channel)
+            .await
+            .map_err(|e| redis_error(&e, "SUBSCRIBE"))?;
+        Ok(pubsub
+            .into_on_message()
+            .map(|msg| {
+                let bytes = msg.get_payload_bytes();
+                let mut message =
+                    from_member(bytes).map_or_else(|_| Message::new(bytes.to_vec()), |(m, _)| m);
+                message.attempt = 1;
+                message
+            })
+            .boxed())
+    }
+}
+
 #[async_trait]
 impl Broker for RedisBroker {
     fn backend(&self) -> &'static str {
