@@ -1,0 +1,359 @@
+//! The Kafka consumer: in-order commits up to the lowest unsettled offset.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+
+use super::{Shared, client_config, from_record, kafka_error};
+use crate::settle::{Settler, TaskConsumer, spawn_settler};
+use crate::{
+    Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
+    dead_letter_copy, headers, max_attempts_reason, memory_lock, unix_millis,
+};
+
+/// The most records held back for a later due time before reading pauses.
+const MAX_HELD: usize = 10_000;
+
+/// A member of a Kafka consumer group.
+pub struct KafkaConsumer {
+    inner: TaskConsumer,
+    consumer: Arc<StreamConsumer<Context>>,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Part {
+    outstanding: BTreeSet<i64>,
+    next: i64,
+    committed: i64,
+}
+
+/// Offsets received and not yet settled, per partition.
+#[derive(Default)]
+struct Tracker {
+    parts: HashMap<i32, Part>,
+}
+
+impl Tracker {
+    fn received(&mut self, partition: i32, offset: i64) {
+        let part = self.parts.entry(partition).or_default();
+        part.outstanding.insert(offset);
+        part.next = part.next.max(offset + 1);
+    }
+
+    /// Settle an offset; the new commit point when it moved.
+    fn settled(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        let part = self.parts.get_mut(&partition)?;
+        part.outstanding.remove(&offset);
+        let point = part.outstanding.first().copied().unwrap_or(part.next);
+        (point > part.committed).then(|| {
+            part.committed = point;
+            point
+        })
+    }
+
+    fn commit_points(&self, topic: &str, only: Option<&[i32]>) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, part) in &self.parts {
+            if only.is_some_and(|o| !o.contains(partition)) {
+                continue;
+            }
+            let point = part.outstanding.first().copied().unwrap_or(part.next);
+            if point > 0 {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(point));
+            }
+        }
+        tpl
+    }
+}
+
+pub(super) struct Context {
+    topic: String,
+    tracker: Arc<Mutex<Tracker>>,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, base_consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(revoked) = rebalance {
+            let partitions: Vec<i32> = revoked
+                .elements_for_topic(&self.topic)
+                .iter()
+                .map(rdkafka::topic_partition_list::TopicPartitionListElem::partition)
+                .collect();
+            let mut tracker = memory_lock(&self.tracker);
+            let tpl = tracker.commit_points(&self.topic, Some(&partitions));
+            if tpl.count() > 0 {
+                if let Err(e) = base_consumer.commit(&tpl, CommitMode::Sync) {
+                    tracing::warn!(error = %e, "kafka: commit on revocation failed");
+                }
+            }
+            for p in partitions {
+                tracker.parts.remove(&p);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Token {
+    partition: i32,
+    offset: i64,
+    message: Arc<Message>,
+}
+
+struct Ctx {
+    shared: Arc<Shared>,
+    consumer: Arc<StreamConsumer<Context>>,
+    tracker: Arc<Mutex<Tracker>>,
+    options: ConsumerOptions,
+    topic: Arc<str>,
+}
+
+impl KafkaConsumer {
+    pub(super) async fn start(shared: Arc<Shared>, options: ConsumerOptions) -> Result<Self> {
+        shared.ensure_topic(&options.topic).await?;
+        shared.ensure_topic(&options.dead_letter_topic).await?;
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        let mut cc = client_config(&shared.config);
+        cc.set("group.id", &options.group)
+            .set("client.id", &options.name)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        let consumer: StreamConsumer<Context> = cc
+            .create_with_context(Context {
+                topic: options.topic.clone(),
+                tracker: tracker.clone(),
+            })
+            .map_err(|e| kafka_error(&e, "creating a consumer"))?;
+        consumer
+            .subscribe(&[&options.topic])
+            .map_err(|e| kafka_error(&e, "subscribing"))?;
+        let consumer = Arc::new(consumer);
+        let ctx = Arc::new(Ctx {
+            shared,
+            consumer: consumer.clone(),
+            tracker,
+            topic: Arc::from(options.topic.as_str()),
+            options,
+        });
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let fetch_ctx = ctx.clone();
+        let inner = TaskConsumer::start(
+            ctx.options.prefetch,
+            ctx.options.shutdown_timeout,
+            Some(settler),
+            move |tx, stop| fetch(fetch_ctx, settle_tx, tx, stop),
+        );
+        Ok(Self { inner, consumer })
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn next(&mut self) -> Result<Option<Delivery>> {
+        self.inner.next().await
+    }
+
+    async fn shutdown(&mut self) -> Result<()> {
+        let outcome = self.inner.shutdown().await;
+        self.consumer.unsubscribe();
+        outcome
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        // Leave the group so that the partitions (and their uncommitted
+        // records) go to the group's other consumers at once.
+        self.consumer.unsubscribe();
+    }
+}
+
+async fn fetch(
+    ctx: Arc<Ctx>,
+    settle_tx: mpsc::UnboundedSender<SettleRequest<Token>>,
+    tx: mpsc::Sender<Result<Delivery>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let options = &ctx.options;
+    let mut held: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+    let mut held_tokens: HashMap<u64, Token> = HashMap::new();
+    let mut seq = 0u64;
+    loop {
+        // Hand out held records that are due.
+        let now = unix_millis(chrono::Utc::now());
+        while let Some(Reverse((due, id))) = held.peek().copied() {
+            if due > now {
+                break;
+            }
+            held.pop();
+            if let Some(token) = held_tokens.remove(&id) {
+                let delivery = Delivery::new(
+                    ctx.topic.clone(),
+                    (*token.message).clone(),
+                    channel_acker(token, settle_tx.clone()),
+                );
+                tokio::select! {
+                    sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+        let wait = held
+            .peek()
+            .map(|Reverse((due, _))| Duration::from_millis(due.saturating_sub(now)));
+        let record = if held.len() >= MAX_HELD {
+            tokio::select! {
+                () = tokio::time::sleep(wait.unwrap_or_default()) => continue,
+                _ = stop.changed() => return,
+            }
+        } else {
+            tokio::select! {
+                record = ctx.consumer.recv() => record,
+                () = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600))) => continue,
+                _ = stop.changed() => return,
+            }
+        };
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka consumer: receive failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        let (partition, offset) = (record.partition(), record.offset());
+        let (mut message, stored, not_before) = from_record(
+            record.key(),
+            record.payload(),
+            record.timestamp().to_millis(),
+            record.headers(),
+            &ctx.topic,
+            partition,
+            offset,
+        );
+        drop(record);
+        memory_lock(&ctx.tracker).received(partition, offset);
+        message.attempt = stored.saturating_add(1);
+        let token = Token {
+            partition,
+            offset,
+            message: Arc::new(message.clone()),
+        };
+        if message.attempt > options.max_attempts {
+            let reason = max_attempts_reason(options.max_attempts);
+            if let Err(e) = ctx
+                .settle(token, Settlement::DeadLetter { reason }, false)
+                .await
+            {
+                tracing::warn!(error = %e, "kafka: dead-lettering failed");
+            }
+            continue;
+        }
+        if let Some(due) = not_before.filter(|due| *due > unix_millis(chrono::Utc::now())) {
+            seq += 1;
+            held.push(Reverse((due, seq)));
+            held_tokens.insert(seq, token);
+            continue;
+        }
+        let delivery = Delivery::new(
+            ctx.topic.clone(),
+            message,
+            channel_acker(token, settle_tx.clone()),
+        );
+        tokio::select! {
+            sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+impl Ctx {
+    fn done(&self, partition: i32, offset: i64) {
+        let point = memory_lock(&self.tracker).settled(partition, offset);
+        if let Some(point) = point {
+            let mut tpl = TopicPartitionList::new();
+            if tpl
+                .add_partition_offset(&self.options.topic, partition, Offset::Offset(point))
+                .is_ok()
+                && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
+            {
+                tracing::debug!(error = %e, "kafka: commit failed; a later one covers it");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Settler<Token> for Ctx {
+    async fn settle(&self, token: Token, settlement: Settlement, _dropped: bool) -> Result<()> {
+        let options = &self.options;
+        let attempt = token.message.attempt;
+        let settlement = match settlement {
+            Settlement::Nack { .. } if !options.may_retry(attempt) => Settlement::DeadLetter {
+                reason: max_attempts_reason(options.max_attempts),
+            },
+            other => other,
+        };
+        match settlement {
+            Settlement::Ack => {}
+            Settlement::Nack { delay } => {
+                let extra: Vec<(&str, String)> = delay
+                    .map(|d| {
+                        let due =
+                            chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default();
+                        (headers::NOT_BEFORE, unix_millis(due).to_string())
+                    })
+                    .into_iter()
+                    .collect();
+                self.shared
+                    .produce(&options.topic, &token.message, attempt, &extra)
+                    .await?;
+            }
+            Settlement::DeadLetter { reason } => {
+                let copy = dead_letter_copy(&token.message, &options.topic, &reason);
+                self.shared
+                    .produce(&options.dead_letter_topic, &copy, attempt, &[])
+                    .await?;
+            }
+        }
+        self.done(token.partition, token.offset);
+        Ok(())
+    }
+
+    async fn extend(&self, _token: Token, _by: Duration) -> Result<()> {
+        Ok(())
+    }
+
+    async fn finish(&self) {
+        let tpl = memory_lock(&self.tracker).commit_points(&self.options.topic, None);
+        if tpl.count() > 0
+            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "kafka: final commit failed");
+        }
+    }
+}

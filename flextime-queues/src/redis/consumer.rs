@@ -1,0 +1,368 @@
+//! The Redis consumer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::{
+    DELAY_SCRIPT, MOVE_SCRIPT, RedisConfig, delayed_key, from_fields, manager, redis_error,
+    to_fields, to_member, xadd,
+};
+use crate::settle::{Settler, TaskConsumer, spawn_settler};
+use crate::{
+    Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
+    dead_letter_copy, duration_millis, max_attempts_reason,
+};
+
+/// A member of a Redis consumer group.
+pub struct RedisConsumer {
+    inner: TaskConsumer,
+}
+
+impl std::fmt::Debug for RedisConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConsumer").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct Token {
+    entry: Arc<str>,
+    message: Arc<Message>,
+}
+
+struct Ctx {
+    conn: ConnectionManager,
+    options: ConsumerOptions,
+    topic: Arc<str>,
+    delay_script: redis::Script,
+}
+
+async fn create_group(conn: &mut ConnectionManager, stream: &str, group: &str) -> Result<()> {
+    let created: redis::RedisResult<Value> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(redis_error(&e, "XGROUP CREATE")),
+    }
+}
+
+impl RedisConsumer {
+    pub(super) async fn start(
+        client: &redis::Client,
+        mut conn: ConnectionManager,
+        config: &RedisConfig,
+        options: ConsumerOptions,
+    ) -> Result<Self> {
+        create_group(&mut conn, &options.topic, &options.group).await?;
+        let blocking = manager(client, Some(config.block + Duration::from_secs(10))).await?;
+        let ctx = Arc::new(Ctx {
+            conn,
+            topic: Arc::from(options.topic.as_str()),
+            options,
+            delay_script: redis::Script::new(DELAY_SCRIPT),
+        });
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let block = config.block;
+        let inner = TaskConsumer::start(
+            ctx.options.prefetch,
+            ctx.options.shutdown_timeout,
+            Some(settler),
+            move |tx, stop| fetch(ctx, blocking, block, settle_tx, tx, stop),
+        );
+        Ok(Self { inner })
+    }
+}
+
+#[async_trait]
+impl Consumer for RedisConsumer {
+    async fn next(&mut self) -> Result<Option<Delivery>> {
+        self.inner.next().await
+    }
+
+    async fn shutdown(&mut self) -> Result<()> {
+        self.inner.shutdown().await
+    }
+}
+
+type Entry = (String, Vec<Value>);
+
+fn entries_of(value: &Value) -> Vec<Entry> {
+    let Value::Array(items) = value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Value::Array(pair) if pair.len() == 2 => {
+                let id = match &pair[0] {
+                    Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    Value::SimpleString(s) => s.clone(),
+                    _ => return None,
+                };
+                match &pair[1] {
+                    Value::Array(fields) => Some((id, fields.clone())),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+async fn read_new(
+    conn: &mut ConnectionManager,
+    options: &ConsumerOptions,
+    block: Duration,
+) -> redis::RedisResult<Vec<Entry>> {
+    let reply: Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(&options.group)
+        .arg(&options.name)
+        .arg("COUNT")
+        .arg(options.prefetch)
+        .arg("BLOCK")
+        .arg(duration_millis(block))
+        .arg("STREAMS")
+        .arg(&options.topic)
+        .arg(">")
+        .query_async(conn)
+        .await?;
+    // [[stream, [entries]]] or nil
+    Ok(match &reply {
+        Value::Array(streams) => streams
+            .iter()
+            .flat_map(|s| match s {
+                Value::Array(pair) if pair.len() == 2 => entries_of(&pair[1]),
+                _ => Vec::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+async fn claim(
+    conn: &mut ConnectionManager,
+    options: &ConsumerOptions,
+) -> redis::RedisResult<Vec<Entry>> {
+    let reply: Value = redis::cmd("XAUTOCLAIM")
+        .arg(&options.topic)
+        .arg(&options.group)
+        .arg(&options.name)
+        .arg(duration_millis(options.ack_deadline))
+        .arg("0-0")
+        .arg("COUNT")
+        .arg(options.prefetch)
+        .query_async(conn)
+        .await?;
+    Ok(match &reply {
+        Value::Array(parts) if parts.len() >= 2 => entries_of(&parts[1]),
+        _ => Vec::new(),
+    })
+}
+
+async fn delivery_count(conn: &mut ConnectionManager, options: &ConsumerOptions, id: &str) -> u32 {
+    let reply: redis::RedisResult<Value> = redis::cmd("XPENDING")
+        .arg(&options.topic)
+        .arg(&options.group)
+        .arg(id)
+        .arg(id)
+        .arg(1)
+        .query_async(conn)
+        .await;
+    if let Ok(Value::Array(rows)) = reply
+        && let Some(Value::Array(row)) = rows.first()
+        && let Some(Value::Int(n)) = row.get(3)
+    {
+        return u32::try_from(*n).unwrap_or(u32::MAX);
+    }
+    1
+}
+
+async fn fetch(
+    ctx: Arc<Ctx>,
+    mut blocking: ConnectionManager,
+    block: Duration,
+    settle_tx: mpsc::UnboundedSender<SettleRequest<Token>>,
+    tx: mpsc::Sender<Result<Delivery>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let options = &ctx.options;
+    let mut conn = ctx.conn.clone();
+    let move_script = redis::Script::new(MOVE_SCRIPT);
+    let delayed = delayed_key(&options.topic);
+    let claim_every =
+        (options.ack_deadline / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut next_claim = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() || tx.is_closed() {
+            return;
+        }
+        let moved: redis::RedisResult<i64> = move_script
+            .key(&delayed)
+            .key(&options.topic)
+            .invoke_async(&mut conn)
+            .await;
+        if let Err(e) = moved {
+            tracing::debug!(error = %e, "redis: moving delayed messages failed");
+        }
+        let mut claimed = false;
+        let mut entries = Vec::new();
+        if Instant::now() >= next_claim {
+            next_claim = Instant::now() + claim_every;
+            match claim(&mut conn, options).await {
+                Ok(found) if !found.is_empty() => {
+                    claimed = true;
+                    entries = found;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "redis: XAUTOCLAIM failed"),
+            }
+        }
+        if entries.is_empty() {
+            match read_new(&mut blocking, options, block).await {
+                Ok(found) => {
+                    backoff = Duration::from_millis(100);
+                    entries = found;
+                }
+                Err(e) => {
+                    if e.code() == Some("NOGROUP") {
+                        let _ = create_group(&mut conn, &options.topic, &options.group).await;
+                    } else {
+                        tracing::warn!(error = %redis_error(&e, "XREADGROUP"), "redis consumer: retrying");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        for (id, fields) in entries {
+            let (mut message, stored) = match from_fields(&fields) {
+                Ok(m) => m,
+                Err(err) => {
+                    tracing::warn!(entry = %id, error = %err, "redis: unreadable entry acknowledged and skipped");
+                    let _: redis::RedisResult<Value> = redis::cmd("XACK")
+                        .arg(&options.topic)
+                        .arg(&options.group)
+                        .arg(&id)
+                        .query_async(&mut conn)
+                        .await;
+                    continue;
+                }
+            };
+            let count = if claimed {
+                delivery_count(&mut conn, options, &id).await
+            } else {
+                1
+            };
+            message.attempt = stored.saturating_add(count);
+            let token = Token {
+                entry: Arc::from(id.as_str()),
+                message: Arc::new(message.clone()),
+            };
+            if message.attempt > options.max_attempts {
+                let reason = max_attempts_reason(options.max_attempts);
+                if let Err(e) = ctx
+                    .settle(token, Settlement::DeadLetter { reason }, false)
+                    .await
+                {
+                    tracing::warn!(error = %e, "redis: dead-lettering failed");
+                }
+                continue;
+            }
+            let delivery = Delivery::new(
+                ctx.topic.clone(),
+                message,
+                channel_acker(token, settle_tx.clone()),
+            );
+            tokio::select! {
+                sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Settler<Token> for Ctx {
+    async fn settle(&self, token: Token, settlement: Settlement, _dropped: bool) -> Result<()> {
+        let options = &self.options;
+        let stream = options.topic.as_str();
+        let mut conn = self.conn.clone();
+        let attempt = token.message.attempt;
+        let settlement = match settlement {
+            Settlement::Nack { .. } if !options.may_retry(attempt) => Settlement::DeadLetter {
+                reason: max_attempts_reason(options.max_attempts),
+            },
+            other => other,
+        };
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match settlement {
+            Settlement::Ack => {}
+            Settlement::Nack { delay: None } => {
+                xadd(&mut pipe, stream, &to_fields(&token.message, attempt));
+            }
+            Settlement::Nack { delay: Some(delay) } => {
+                let _: i64 = self
+                    .delay_script
+                    .key(delayed_key(stream))
+                    .arg(duration_millis(delay))
+                    .arg(to_member(&token.message, attempt))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| redis_error(&e, "delaying a message"))?;
+            }
+            Settlement::DeadLetter { reason } => {
+                let copy = dead_letter_copy(&token.message, stream, &reason);
+                xadd(
+                    &mut pipe,
+                    &options.dead_letter_topic,
+                    &to_fields(&copy, attempt),
+                );
+            }
+        }
+        pipe.cmd("XACK")
+            .arg(stream)
+            .arg(&options.group)
+            .arg(&*token.entry);
+        let _: Value = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e, "settling"))?;
+        Ok(())
+    }
+
+    async fn extend(&self, token: Token, _by: Duration) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: Value = redis::cmd("XCLAIM")
+            .arg(&self.options.topic)
+            .arg(&self.options.group)
+            .arg(&self.options.name)
+            .arg(0)
+            .arg(&*token.entry)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e, "XCLAIM"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,277 @@
+#![doc = include_str!("docs.md")]
+
+mod config;
+mod consumer;
+mod producer;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use config::RedisConfig;
+pub use consumer::RedisConsumer;
+pub use producer::RedisProducer;
+
+use crate::{
+    Broker, Consumer, ConsumerOptions, Error, Message, Producer, ProducerOptions, Result,
+    from_unix_millis, redact_url, unix_millis,
+};
+
+/// The Redis Streams backend.
+#[derive(Clone)]
+pub struct RedisBroker {
+    config: RedisConfig,
+    client: redis::Client,
+    conn: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBroker {
+    /// Connect (the connection re-establishes itself after failures).
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            Error::invalid_input(format!("Redis URL `{}`: {e}", redact_url(&config.url)))
+        })?;
+        let conn = manager(&client, None).await?;
+        Ok(Self {
+            config,
+            client,
+            conn,
+        })
+    }
+}
+
+pub(crate) async fn manager(
+    client: &redis::Client,
+    response_timeout: Option<Duration>,
+) -> Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(response_timeout.unwrap_or(Duration::from_secs(10))))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    client
+        .get_connection_manager_with_config(config)
+        .await
+        .map_err(|e| redis_error(&e, "connecting"))
+}
+
+pub(crate) fn redis_error(err: &redis::RedisError, doing: &str) -> Error {
+    let message = format!("Redis {doing}: {err}");
+    if err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+    {
+        Error::unavailable(message)
+    } else {
+        Error::internal(message)
+    }
+}
+
+impl RedisBroker {
+    /// Non-durable fan-out: `PUBLISH` the message on a pub/sub `channel`;
+    /// every subscriber connected right now receives it, nobody later.
+    /// Returns how many subscribers received it. For events that must not be
+    /// lost, use a topic and consumer groups instead.
+    pub async fn broadcast(&self, channel: &str, message: &Message) -> Result<usize> {
+        let mut conn = self.conn.clone();
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(to_member(message, 0))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e, "PUBLISH"))?;
+        Ok(usize::try_from(receivers).unwrap_or(0))
+    }
+
+    /// Subscribe to a pub/sub `channel` (see [`RedisBroker::broadcast`]).
+    /// The stream yields each broadcast message (attempt 1); payloads that
+    /// are not Flextime broadcasts arrive as the message payload. It ends
+    /// when the connection is lost (non-durable: subscribe again).
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Message>> {
+        use futures::StreamExt;
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| redis_error(&e, "connecting for pub/sub"))?;
+        pubsub
+            .subscribe(channel)
+            .await
+            .map_err(|e| redis_error(&e, "SUBSCRIBE"))?;
+        Ok(pubsub
+            .into_on_message()
+            .map(|msg| {
+                let bytes = msg.get_payload_bytes();
+                let mut message =
+                    from_member(bytes).map_or_else(|_| Message::new(bytes.to_vec()), |(m, _)| m);
+                message.attempt = 1;
+                message
+            })
+            .boxed())
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn producer(&self, options: ProducerOptions) -> Result<Box<dyn Producer>> {
+        Ok(Box::new(RedisProducer::new(self.conn.clone(), &options)))
+    }
+
+    async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>> {
+        Ok(Box::new(
+            RedisConsumer::start(&self.client, self.conn.clone(), &self.config, options).await?,
+        ))
+    }
+}
+
+/// The key of a topic's delayed-message sorted set.
+pub(crate) fn delayed_key(topic: &str) -> String {
+    format!("{topic}:delayed")
+}
+
+/// The field that holds a whole message moved from the delayed set.
+pub(crate) const DELAYED_FIELD: &str = "flextime-delayed";
+
+/// A message as stream fields; `attempt` is the number of deliveries before
+/// this copy.
+pub(crate) fn to_fields(message: &Message, attempt: u32) -> Vec<(String, Vec<u8>)> {
+    let mut fields = vec![
+        ("id".to_owned(), message.id.clone().into_bytes()),
+        (
+            "ts".to_owned(),
+            unix_millis(message.timestamp).to_string().into_bytes(),
+        ),
+        ("attempt".to_owned(), attempt.to_string().into_bytes()),
+    ];
+    if let Some(key) = &message.key {
+        fields.push(("key".to_owned(), key.clone().into_bytes()));
+    }
+    for (name, value) in &message.headers {
+        fields.push((format!("h:{name}"), value.clone().into_bytes()));
+    }
+    fields.push(("payload".to_owned(), message.payload.to_vec()));
+    fields
+}
+
+/// The delayed-set member for a message: its fields as JSON (values base64).
+pub(crate) fn to_member(message: &Message, attempt: u32) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut fields: Vec<(String, String)> = to_fields(message, attempt)
+        .into_iter()
+        .map(|(k, v)| (k, b64.encode(v)))
+        .collect();
+    // unique even when the same message is delayed twice
+    fields.push((
+        "nonce".to_owned(),
+        uuid::Uuid::new_v4().simple().to_string(),
+    ));
+    serde_json::to_vec(&fields).unwrap_or_default()
+}
+
+fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+/// A message from stream entry fields, with the stored attempt.
+pub(crate) fn from_fields(values: &[Value]) -> Result<(Message, u32)> {
+    let mut fields: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut headers = BTreeMap::new();
+    for pair in values.chunks(2) {
+        let [k, v] = pair else { break };
+        let (Some(k), Some(v)) = (bytes_of(k), bytes_of(v)) else {
+            continue;
+        };
+        let k = String::from_utf8_lossy(&k).into_owned();
+        if k == DELAYED_FIELD {
+            return from_member(&v);
+        }
+        if let Some(name) = k.strip_prefix("h:") {
+            headers.insert(name.to_owned(), String::from_utf8_lossy(&v).into_owned());
+        } else {
+            fields.insert(k, v);
+        }
+    }
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let mut message = Message::new(fields.get("payload").cloned().unwrap_or_default());
+    // Foreign producers may leave out everything but the payload.
+    if let Some(id) = text("id") {
+        message.id = id;
+    }
+    if let Some(ts) = text("ts").and_then(|t| t.parse().ok()) {
+        message.timestamp = from_unix_millis(ts);
+    }
+    message.key = text("key");
+    message.headers = headers;
+    let attempt = text("attempt").and_then(|a| a.parse().ok()).unwrap_or(0);
+    Ok((message, attempt))
+}
+
+fn from_member(member: &[u8]) -> Result<(Message, u32)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let fields: Vec<(String, String)> = serde_json::from_slice(member)
+        .map_err(|e| Error::invalid_input(format!("Redis delayed entry: {e}")))?;
+    let mut values = Vec::new();
+    for (k, v) in fields {
+        let v = b64
+            .decode(v)
+            .map_err(|e| Error::invalid_input(format!("Redis delayed entry: {e}")))?;
+        values.push(Value::BulkString(k.into_bytes()));
+        values.push(Value::BulkString(v));
+    }
+    from_fields(&values)
+}
+
+pub(crate) fn xadd(pipe: &mut redis::Pipeline, stream: &str, fields: &[(String, Vec<u8>)]) {
+    let cmd = pipe.cmd("XADD").arg(stream).arg("*");
+    for (k, v) in fields {
+        cmd.arg(k).arg(v.as_slice());
+    }
+}
+
+/// `ZADD key (broker time + delay_ms) member`, on the broker's clock.
+pub(crate) const DELAY_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+";
+
+/// Move up to 100 due members of KEYS[1] into stream KEYS[2].
+pub(crate) const MOVE_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
+for _, m in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'flextime-delayed', m)
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+";

@@ -1,0 +1,244 @@
+//! A channel-based [`Acknowledger`] and the task that drives it: the
+//! building block that keeps settlements cancellation-safe.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Acknowledger, Error, Result, Settlement};
+
+/// What a [`SettleRequest`] asks for.
+#[derive(Debug)]
+pub enum SettleOp {
+    /// Settle the message.
+    Settle {
+        /// How.
+        settlement: Settlement,
+        /// Whether the delivery was dropped unsettled.
+        dropped: bool,
+    },
+    /// Extend its deadline.
+    Extend(Duration),
+}
+
+/// One request from a delivery to its consumer's settle task.
+#[derive(Debug)]
+pub struct SettleRequest<T> {
+    /// The backend's handle of the message.
+    pub token: T,
+    /// What to do.
+    pub op: SettleOp,
+    /// Where to report the outcome (none when nobody waits).
+    pub reply: Option<oneshot::Sender<Result<()>>>,
+}
+
+struct ChannelAcker<T> {
+    token: T,
+    tx: mpsc::UnboundedSender<SettleRequest<T>>,
+}
+
+/// An [`Acknowledger`] that enqueues each request on `tx`; a task (see
+/// [`Settler`]) performs them. Enqueueing happens before `settle` returns,
+/// so dropping the returned future never cancels a settlement. The channel
+/// holds at most one settlement per outstanding delivery, which the
+/// consumer's prefetch bounds.
+pub fn channel_acker<T: Clone + Send + Sync + 'static>(
+    token: T,
+    tx: mpsc::UnboundedSender<SettleRequest<T>>,
+) -> Box<dyn Acknowledger> {
+    Box::new(ChannelAcker { token, tx })
+}
+
+fn closed() -> Error {
+    Error::unavailable("the consumer is closed; the broker will redeliver the message")
+}
+
+impl<T: Clone + Send + Sync + 'static> Acknowledger for ChannelAcker<T> {
+    fn settle(&self, settlement: Settlement, dropped: bool) -> BoxFuture<'static, Result<()>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(SettleRequest {
+            token: self.token.clone(),
+            op: SettleOp::Settle {
+                settlement,
+                dropped,
+            },
+            reply: (!dropped).then_some(reply),
+        });
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(closed());
+            }
+            rx.await.unwrap_or_else(|_| Err(closed()))
+        })
+    }
+
+    fn extend(&self, by: Duration) -> BoxFuture<'static, Result<()>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(SettleRequest {
+            token: self.token.clone(),
+            op: SettleOp::Extend(by),
+            reply: Some(reply),
+        });
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(closed());
+            }
+            rx.await.unwrap_or_else(|_| Err(closed()))
+        })
+    }
+}
+
+/// The backend side of [`channel_acker`]: performs settlements.
+#[async_trait]
+pub trait Settler<T: Send + 'static>: Send + Sync + 'static {
+    /// Perform one settlement.
+    async fn settle(&self, token: T, settlement: Settlement, dropped: bool) -> Result<()>;
+    /// Extend a deadline (unsupported by default).
+    async fn extend(&self, _token: T, _by: Duration) -> Result<()> {
+        Err(Error::permanent(
+            "this backend cannot extend a delivery's deadline",
+        ))
+    }
+
+    /// Called once when every acknowledger is gone (after the last
+    /// settlement): commit what is left.
+    async fn finish(&self) {}
+}
+
+/// Spawn the task that performs requests from `rx` with `settler`, up to
+/// `concurrency` at once; it ends (after [`Settler::finish`]) when every
+/// sender is dropped.
+#[allow(dead_code)] // used by the broker backends
+pub(crate) fn spawn_settler<T, S>(
+    settler: std::sync::Arc<S>,
+    rx: mpsc::UnboundedReceiver<SettleRequest<T>>,
+    concurrency: usize,
+) -> tokio::task::JoinHandle<()>
+where
+    T: Send + 'static,
+    S: Settler<T> + ?Sized,
+{
+    tokio::spawn(async move {
+        let mut rx = rx;
+        let requests = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        requests
+            .for_each_concurrent(concurrency.max(1), |req| {
+                let settler = settler.clone();
+                async move {
+                    let outcome = match req.op {
+                        SettleOp::Settle {
+                            settlement,
+                            dropped,
+                        } => settler.settle(req.token, settlement, dropped).await,
+                        SettleOp::Extend(by) => settler.extend(req.token, by).await,
+                    };
+                    if let Err(err) = &outcome {
+                        tracing::warn!(error = %err, "settling a delivery failed; the broker will redeliver it");
+                    }
+                    if let Some(reply) = req.reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+            })
+            .await;
+        settler.finish().await;
+    })
+}
+
+/// A [`crate::Consumer`] fed by a background fetch task through a bounded
+/// channel (so `next` is cancel-safe), with a settle task behind the
+/// deliveries' acknowledgers.
+#[allow(dead_code)] // used by the broker backends
+pub(crate) struct TaskConsumer {
+    rx: mpsc::Receiver<Result<crate::Delivery>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    fetch: Option<tokio::task::JoinHandle<()>>,
+    settler: Option<tokio::task::JoinHandle<()>>,
+    shutdown_timeout: Duration,
+    closed: bool,
+}
+
+#[allow(dead_code)] // used by the broker backends
+impl TaskConsumer {
+    /// Start `fetch(tx, stop)`: it sends deliveries on `tx` (bounded by
+    /// `prefetch`) until `stop` turns true or the receiver is gone.
+    pub(crate) fn start<F, Fut>(
+        prefetch: usize,
+        shutdown_timeout: Duration,
+        settler: Option<tokio::task::JoinHandle<()>>,
+        fetch: F,
+    ) -> Self
+    where
+        F: FnOnce(mpsc::Sender<Result<crate::Delivery>>, tokio::sync::watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(prefetch.max(1));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let fetch = tokio::spawn(fetch(tx, stop_rx));
+        Self {
+            rx,
+            stop,
+            fetch: Some(fetch),
+            settler,
+            shutdown_timeout,
+            closed: false,
+        }
+    }
+}
+
+#[async_trait]
+impl crate::Consumer for TaskConsumer {
+    async fn next(&mut self) -> Result<Option<crate::Delivery>> {
+        if self.closed {
+            return Ok(None);
+        }
+        match self.rx.recv().await {
+            Some(Ok(delivery)) => Ok(Some(delivery)),
+            Some(Err(err)) => Err(err),
+            None => Ok(None),
+        }
+    }
+
+    async fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let _ = self.stop.send(true);
+        if let Some(fetch) = self.fetch.take()
+            && tokio::time::timeout(self.shutdown_timeout, fetch)
+                .await
+                .is_err()
+        {
+            tracing::warn!("consumer fetch task did not stop in time");
+        }
+        // Received but never handed out: released (nacked) by their Drop.
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+        if let Some(settler) = self.settler.take() {
+            let abort = settler.abort_handle();
+            if tokio::time::timeout(self.shutdown_timeout, settler)
+                .await
+                .is_err()
+            {
+                abort.abort();
+                return Err(Error::timeout(
+                    "shutdown: deliveries were still unsettled after the shutdown timeout",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TaskConsumer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(fetch) = self.fetch.take() {
+            fetch.abort();
+        }
+    }
+}
