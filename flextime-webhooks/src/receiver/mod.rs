@@ -32,11 +32,17 @@ mod event;
 mod handlers;
 mod handoff;
 mod idempotency;
+#[cfg(feature = "queues")]
+mod queue;
 
 pub use event::InboundEvent;
 pub use handlers::{DeadLetter, HandlerWorker, Handlers};
 pub use handoff::{ChannelHandOff, DEFAULT_HANDOFF_TIMEOUT, HandOff, HandOffHealth};
 pub use idempotency::{Begin, IdempotencyStore, MemoryIdempotencyStore};
+#[cfg(feature = "queues")]
+pub use queue::{
+    INBOUND_EVENT_CONTENT_TYPE, QueueHandOff, from_message, run_queue_handlers, to_message,
+};
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
