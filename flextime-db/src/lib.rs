@@ -54,8 +54,11 @@ mod common;
 pub mod feed;
 pub mod stores;
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
