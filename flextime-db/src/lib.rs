@@ -54,8 +54,11 @@ mod common;
 pub mod feed;
 pub mod stores;
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
+
+#[cfg(feature = "mysql")]
+pub mod mysql;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
