@@ -35,7 +35,8 @@ macro_rules! conformance_tests {
             crud, version_preconditions, batch_atomicity, tombstones,
             change_feed_order_and_resume, change_feed_with_held_transaction,
             change_feed_concurrent_writers, kv_basics, ttl_expiry, cas_race,
-            large_record, unicode_ids, injection_lookalikes, invalid_input, source_and_sink);
+            large_record, unicode_ids, injection_lookalikes, invalid_input, source_and_sink,
+            store_idempotency, store_checkpoint, store_mapping, store_outbox, store_delivery_log);
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -195,6 +196,14 @@ pub async fn tombstones(db: Arc<dyn Adapter>) {
     assert_eq!(feed.len(), 2);
     assert!(feed.iter().all(crate::Record::is_deleted));
     assert!(feed[0].to_change("s").is_delete());
+    db.upsert("t", "live", json!(1), Expect::Any).await.unwrap();
+    let top = db.changes("t", 0, 10).await.unwrap().last().unwrap().seq;
+    assert_eq!(db.purge_tombstones("t", top).await.unwrap(), 2);
+    let left = db.changes("t", 0, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["live"]
+    );
 }
 
 /// The feed is in seq order, pages resume exactly, rewrites move to the end.
@@ -681,4 +690,344 @@ where
     }
     assert!(recovered, "the pool did not recover");
     db.upsert("lost", "b", json!(2), Expect::Any).await.unwrap();
+}
+
+/// Idempotency: one claimant wins, results are stored, stale claims are taken over.
+pub async fn store_idempotency(db: Arc<dyn Adapter>) {
+    use crate::stores::{Claim, IdempotencyStore};
+    let clock = flextime_core::ManualClock::new(chrono::Utc::now());
+    let store = IdempotencyStore::new(Arc::clone(&db), Duration::from_secs(3600))
+        .with_claim_timeout(Duration::from_secs(60))
+        .with_clock(Arc::new(clock.clone()));
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim("evt-1").await.unwrap() })
+        })
+        .collect();
+    let mut new = 0;
+    for c in claims {
+        if c.await.unwrap() == Claim::New {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1, "exactly one claimant does the work");
+    assert!(matches!(
+        store.claim("evt-1").await.unwrap(),
+        Claim::InProgress { .. }
+    ));
+    store
+        .complete("evt-1", json!({"status": 202}))
+        .await
+        .unwrap();
+    let Claim::Done(record) = store.claim("evt-1").await.unwrap() else {
+        panic!("not done")
+    };
+    assert_eq!(record.result, Some(json!({"status": 202})));
+    // a failed attempt is released and may be retried
+    assert_eq!(store.claim("evt-2").await.unwrap(), Claim::New);
+    store.release("evt-2").await.unwrap();
+    assert_eq!(store.claim("evt-2").await.unwrap(), Claim::New);
+    // a crashed claimant's claim is taken over after the claim timeout
+    assert!(matches!(
+        store.claim("evt-2").await.unwrap(),
+        Claim::InProgress { .. }
+    ));
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(store.claim("evt-2").await.unwrap(), Claim::New);
+    assert!(store.get("evt-3").await.unwrap().is_none());
+}
+
+/// Checkpoints per pipeline and stream.
+pub async fn store_checkpoint(db: Arc<dyn Adapter>) {
+    use crate::stores::CheckpointStore;
+    use flextime_core::Checkpoint;
+    let store = CheckpointStore::new(db);
+    assert_eq!(store.load("p", "s").await.unwrap(), None);
+    store.save("p", "s", &Checkpoint::new("1")).await.unwrap();
+    store.save("p", "s", &Checkpoint::new("2")).await.unwrap();
+    store.save("a/b", "c", &Checkpoint::new("x")).await.unwrap();
+    store.save("a", "b/c", &Checkpoint::new("y")).await.unwrap();
+    assert_eq!(
+        store.load("p", "s").await.unwrap(),
+        Some(Checkpoint::new("2"))
+    );
+    assert_eq!(
+        store.load("a/b", "c").await.unwrap(),
+        Some(Checkpoint::new("x"))
+    );
+    assert_eq!(
+        store.load("a", "b/c").await.unwrap(),
+        Some(Checkpoint::new("y"))
+    );
+    assert!(store.reset("p", "s").await.unwrap());
+    assert_eq!(store.load("p", "s").await.unwrap(), None);
+}
+
+/// Local <-> external id mappings.
+pub async fn store_mapping(db: Arc<dyn Adapter>) {
+    use crate::stores::MappingStore;
+    let maps = MappingStore::new(db);
+    let link = maps
+        .link(
+            "bk1",
+            "google",
+            "g1",
+            Some("e1".into()),
+            Some(json!({"t": "A"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(link.etag.as_deref(), Some("e1"));
+    maps.link("bk1", "notion", "n1", None, None).await.unwrap();
+    assert_eq!(
+        maps.local_id("google", "g1").await.unwrap().as_deref(),
+        Some("bk1")
+    );
+    assert_eq!(
+        maps.local_id("notion", "n1").await.unwrap().as_deref(),
+        Some("bk1")
+    );
+    assert_eq!(maps.local_id("notion", "g1").await.unwrap(), None);
+    let m = maps.get("bk1").await.unwrap().unwrap();
+    assert_eq!(m.links.len(), 2);
+    assert_eq!(m.links["google"].base, Some(json!({"t": "A"})));
+    // re-sync updates etag and base
+    maps.link(
+        "bk1",
+        "google",
+        "g1",
+        Some("e2".into()),
+        Some(json!({"t": "B"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        maps.link_of("bk1", "google")
+            .await
+            .unwrap()
+            .unwrap()
+            .etag
+            .as_deref(),
+        Some("e2")
+    );
+    // one external id cannot map to two local ids
+    let err = maps
+        .link("bk2", "google", "g1", None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    // relinking to another external id drops the old reverse entry
+    maps.link("bk1", "google", "g2", None, None).await.unwrap();
+    assert_eq!(maps.local_id("google", "g1").await.unwrap(), None);
+    assert_eq!(
+        maps.local_id("google", "g2").await.unwrap().as_deref(),
+        Some("bk1")
+    );
+    assert!(maps.unlink("bk1", "google").await.unwrap());
+    assert!(!maps.unlink("bk1", "google").await.unwrap());
+    assert_eq!(maps.local_id("google", "g2").await.unwrap(), None);
+    // racing linkers of one external id: exactly one wins
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let maps = maps.clone();
+            tokio::spawn(async move {
+                maps.link(&format!("local{i}"), "stripe", "cus_1", None, None)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::Conflict | ErrorKind::Unavailable),
+                "{e}"
+            ),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+struct Recorder {
+    sent: std::sync::Mutex<Vec<String>>,
+    fail_on: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl crate::stores::OutboxPublisher for Recorder {
+    async fn publish(&self, entry: &crate::stores::OutboxEntry) -> flextime_core::Result<()> {
+        let name = entry.message.payload["n"].to_string();
+        let mut fail = self.fail_on.lock().unwrap();
+        if fail.as_deref() == Some(name.as_str()) {
+            *fail = None;
+            return Err(flextime_core::Error::unavailable("broker down"));
+        }
+        self.sent.lock().unwrap().push(name);
+        Ok(())
+    }
+}
+
+/// A publisher that runs a second relay while the first holds the lease.
+struct Nested(
+    crate::stores::OutboxStore,
+    std::sync::Mutex<Option<crate::stores::RelayReport>>,
+);
+#[async_trait::async_trait]
+impl crate::stores::OutboxPublisher for Nested {
+    async fn publish(&self, _: &crate::stores::OutboxEntry) -> flextime_core::Result<()> {
+        let other = self
+            .0
+            .relay_once(
+                &Recorder {
+                    sent: std::sync::Mutex::new(Vec::new()),
+                    fail_on: std::sync::Mutex::new(None),
+                },
+                10,
+            )
+            .await?;
+        *self.1.lock().unwrap() = Some(other);
+        Ok(())
+    }
+}
+
+/// The outbox: appended atomically with the business change, relayed in
+/// order at least once, failures retried first.
+pub async fn store_outbox(db: Arc<dyn Adapter>) {
+    use crate::stores::{OutboxMessage, OutboxStore};
+    let outbox = OutboxStore::new(Arc::clone(&db));
+    let msg = |n: u32| OutboxMessage::new("bookings", json!({"n": n})).with_key("bk");
+    // with the business change, atomically
+    for n in 0..3 {
+        db.write(vec![
+            WriteOp::upsert("bookings", format!("b{n}"), json!({"n": n})),
+            outbox.append_op(&msg(n)).unwrap(),
+        ])
+        .await
+        .unwrap();
+    }
+    let failed = db
+        .write(vec![
+            WriteOp::upsert("bookings", "b0", json!("x")).expect(Expect::Absent),
+            outbox.append_op(&msg(99)).unwrap(),
+        ])
+        .await;
+    assert_eq!(failed.unwrap_err().kind(), ErrorKind::Conflict);
+    if db.supports_transactions() {
+        let mut tx = db.begin().await.unwrap();
+        tx.write(vec![outbox.append_op(&msg(98)).unwrap()])
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+    }
+    for n in 3..6 {
+        outbox.append(&msg(n)).await.unwrap();
+    }
+    let recorder = Recorder {
+        sent: std::sync::Mutex::new(Vec::new()),
+        fail_on: std::sync::Mutex::new(Some("2".into())),
+    };
+    let first = outbox.relay_once(&recorder, 100).await.unwrap();
+    assert_eq!(
+        (first.published, first.failed, first.busy),
+        (2, true, false)
+    );
+    let pending = db.changes(outbox.collection(), 0, 100).await.unwrap();
+    let failed_row = pending.iter().find(|r| !r.is_deleted()).unwrap();
+    assert_eq!(outbox.attempts(&failed_row.id).await.unwrap(), 1);
+    let second = outbox.relay_once(&recorder, 100).await.unwrap();
+    assert_eq!((second.published, second.failed), (4, false));
+    assert_eq!(
+        *recorder.sent.lock().unwrap(),
+        ["0", "1", "2", "3", "4", "5"]
+    );
+    assert_eq!(
+        outbox.relay_once(&recorder, 100).await.unwrap().published,
+        0
+    );
+    assert!(
+        db.changes(outbox.collection(), 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(crate::Record::is_deleted)
+    );
+    // one relay at a time
+    outbox.append(&msg(6)).await.unwrap();
+    let nested = Nested(
+        OutboxStore::new(Arc::clone(&db)),
+        std::sync::Mutex::new(None),
+    );
+    assert_eq!(outbox.relay_once(&nested, 10).await.unwrap().published, 1);
+    assert!(nested.1.lock().unwrap().unwrap().busy);
+}
+
+/// The delivery log keeps every attempt, also under concurrent recorders.
+pub async fn store_delivery_log(db: Arc<dyn Adapter>) {
+    use crate::stores::{DeliveryAttempt, DeliveryLog, DeliveryState};
+    let log = DeliveryLog::new(db);
+    log.start("d1", "ep", "evt").await.unwrap();
+    assert_eq!(log.start("d1", "other", "x").await.unwrap().endpoint, "ep");
+    let tasks: Vec<_> = (1..=10)
+        .map(|n| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let attempt = DeliveryAttempt {
+                    attempt: n,
+                    at: chrono::Utc::now(),
+                    status: Some(503),
+                    error: Some("busy".into()),
+                    duration_ms: 5,
+                };
+                log.record("d1", attempt, DeliveryState::Pending, None)
+                    .await
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => recorded += 1,
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}"),
+        }
+    }
+    let d = log.get("d1").await.unwrap().unwrap();
+    assert!(recorded > 0);
+    assert_eq!(d.attempts.len(), recorded, "every recorded attempt is kept");
+    let mut numbers: Vec<u32> = d.attempts.iter().map(|a| a.attempt).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), d.attempts.len(), "no attempt recorded twice");
+    let ok = DeliveryAttempt {
+        attempt: 11,
+        at: chrono::Utc::now(),
+        status: Some(200),
+        error: None,
+        duration_ms: 3,
+    };
+    assert_eq!(
+        log.record("d1", ok, DeliveryState::Succeeded, None)
+            .await
+            .unwrap()
+            .state,
+        DeliveryState::Succeeded
+    );
+    let missing = DeliveryAttempt {
+        attempt: 1,
+        at: chrono::Utc::now(),
+        status: None,
+        error: None,
+        duration_ms: 0,
+    };
+    assert_eq!(
+        log.record("nope", missing, DeliveryState::Failed, None)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let feed = log.since(0, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].1.state, DeliveryState::Succeeded);
 }

@@ -423,6 +423,11 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// Remove a key-value entry; whether a live one was there.
     async fn kv_delete(&self, key: &str) -> Result<bool>;
 
+    /// Remove the tombstones of `collection` with `seq <= up_to` for good
+    /// (compaction); returns how many. Only purge below every feed reader's
+    /// checkpoint, or readers behind it miss those deletes.
+    async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64>;
+
     /// Upsert one record.
     async fn upsert(
         &self,

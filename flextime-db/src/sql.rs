@@ -198,3 +198,12 @@ pub(crate) fn order_by_ids(ids: &[String], records: Vec<crate::Record>) -> Vec<c
         records.into_iter().map(|r| (r.id.clone(), r)).collect();
     ids.iter().filter_map(|id| by_id.remove(id)).collect()
 }
+
+/// Whether `err` is a deadlock or serialization failure (the transaction
+/// was rolled back whole and may simply be run again).
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub(crate) fn is_deadlock(err: &Error) -> bool {
+    err.kind() == ErrorKind::Unavailable
+        && (err.message().starts_with("database error 40001")
+            || err.message().starts_with("database error 40P01"))
+}

@@ -14,8 +14,8 @@ use crate::common::{
     observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
-    MigrationSpec, ROWS_PER_STATEMENT, RowStore, apply_ops, map_err, order_by_ids, parse_data,
-    run_migrations,
+    MigrationSpec, ROWS_PER_STATEMENT, RowStore, apply_ops, is_deadlock, map_err, order_by_ids,
+    parse_data, run_migrations,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
@@ -320,11 +320,22 @@ impl Adapter for MysqlAdapter {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
         observe(BACKEND, "write", async {
-            let now = self.clock.now();
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let written = apply_ops(&mut *tx, ops, now).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(written)
+            let mut attempt = 0;
+            loop {
+                let now = self.clock.now();
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                match apply_ops(&mut *tx, ops.clone(), now).await {
+                    Ok(written) => {
+                        tx.commit().await.map_err(map_err)?;
+                        return Ok(written);
+                    }
+                    // InnoDB picked this transaction as a deadlock victim
+                    // (its locking reads can meet a user transaction's
+                    // locks): it was rolled back whole, so run it again.
+                    Err(e) if is_deadlock(&e) && attempt < 3 => attempt += 1,
+                    Err(e) => return Err(e),
+                }
+            }
         })
         .await
     }
@@ -352,6 +363,20 @@ impl Adapter for MysqlAdapter {
             tx,
             clock: self.clock.clone(),
         }))
+    }
+
+    async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "purge", async {
+            check_collection(collection)?;
+            let done = sqlx::query("DELETE FROM ft_records WHERE collection = ? AND seq <= ? AND deleted_at_us IS NOT NULL")
+                .bind(collection)
+                .bind(to_i64(up_to))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
@@ -430,6 +455,20 @@ impl Adapter for MysqlAdapter {
                 .map_err(map_err)?;
                 return Ok((done.rows_affected() == 1).then_some(v + 1));
             }
+            // Insert first, outside a transaction: an UPDATE of a missing
+            // row would take a gap lock that deadlocks concurrent inserters.
+            let inserted = sqlx::query(
+                "INSERT IGNORE INTO ft_kv (k, value, version, expires_at_us) VALUES (?, ?, 1, ?)",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(exp)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+            if inserted.rows_affected() == 1 {
+                return Ok(Some(1));
+            }
             let mut tx = self.pool.begin().await.map_err(map_err)?;
             let revived = sqlx::query(
                 "UPDATE ft_kv SET value = ?, version = version + 1, expires_at_us = ? \
@@ -443,23 +482,15 @@ impl Adapter for MysqlAdapter {
             .await
             .map_err(map_err)?;
             let version = if revived.rows_affected() == 1 {
-                let (v,): (i64,) = sqlx::query_as("SELECT version FROM ft_kv WHERE k = ?")
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                let (v,): (i64,) =
+                    sqlx::query_as("SELECT version FROM ft_kv WHERE k = ? FOR UPDATE")
+                        .bind(key)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
                 Some(to_u64(v))
             } else {
-                let inserted = sqlx::query(
-                    "INSERT IGNORE INTO ft_kv (k, value, version, expires_at_us) VALUES (?, ?, 1, ?)",
-                )
-                .bind(key)
-                .bind(value)
-                .bind(exp)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                (inserted.rows_affected() == 1).then_some(1)
+                None
             };
             tx.commit().await.map_err(map_err)?;
             Ok(version)

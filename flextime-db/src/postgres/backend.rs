@@ -377,6 +377,20 @@ impl Adapter for PostgresAdapter {
         }))
     }
 
+    async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "purge", async {
+            check_collection(collection)?;
+            let done = sqlx::query("DELETE FROM ft_records WHERE collection = $1 AND seq <= $2 AND deleted_at_us IS NOT NULL")
+                .bind(collection)
+                .bind(to_i64(up_to))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
     async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
         observe(BACKEND, "kv_get", async {
             check_key(key)?;
