@@ -50,6 +50,15 @@ use flextime_core::{Change, ChangeKey, Error, Result, SharedClock, SystemClock, 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis"
+    )),
+    allow(dead_code)
+)]
 mod common;
 pub mod feed;
 pub mod stores;
@@ -63,6 +72,8 @@ pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
