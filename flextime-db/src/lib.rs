@@ -55,7 +55,8 @@ use serde_json::Value;
         feature = "sqlite",
         feature = "postgres",
         feature = "mysql",
-        feature = "redis"
+        feature = "redis",
+        feature = "mongodb"
     )),
     allow(dead_code)
 )]
@@ -72,6 +73,8 @@ pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
@@ -519,6 +522,16 @@ impl<A: Adapter + ?Sized> AdapterExt for A {}
 /// Connect to `url` (`sqlite://path`, `sqlite::memory:`, `postgres://`,
 /// `mysql://`, `redis://`) with the backend whose cargo feature is on, and
 /// apply migrations unless [`DbOptions::migrate_on_connect`] is false.
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis",
+        feature = "mongodb"
+    )),
+    allow(unused_variables, clippy::unused_async)
+)]
 pub async fn connect(url: &str, options: DbOptions) -> Result<Arc<dyn Adapter>> {
     let scheme = url
         .split(':')
