@@ -543,6 +543,18 @@ pub async fn connect(url: &str, options: DbOptions) -> Result<Arc<dyn Adapter>> 
         "sqlite" => Ok(Arc::new(
             sqlite::SqliteAdapter::connect(url, options).await?,
         )),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(
+            postgres::PostgresAdapter::connect(url, options).await?,
+        )),
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => Ok(Arc::new(mysql::MysqlAdapter::connect(url, options).await?)),
+        #[cfg(feature = "mongodb")]
+        "mongodb" => Ok(Arc::new(
+            mongodb::MongoAdapter::connect(url, options).await?,
+        )),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(redis::RedisAdapter::connect(url, options).await?)),
         known
             if [
                 "sqlite",

@@ -44,3 +44,14 @@ async fn debug_and_errors_hide_the_password() {
     assert!(err.is_retryable(), "{err}");
     assert!(!format!("{err} {err:?}").contains("s3cr3tpw"));
 }
+
+#[tokio::test]
+async fn connect_dispatches_on_the_scheme() {
+    let url = flextime_testkit::require_peer!(Mongodb);
+    let target = with_database(&url, &flextime_testkit::unique_name("ftdb_connect"));
+    let db = flextime_db::connect(&target, DbOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(db.backend(), "mongodb");
+    db.ping().await.unwrap();
+}

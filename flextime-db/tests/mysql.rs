@@ -83,3 +83,14 @@ async fn debug_and_errors_hide_the_password() {
     assert!(err.is_retryable(), "{err}");
     assert!(!format!("{err} {err:?}").contains("s3cr3tpw"));
 }
+
+#[tokio::test]
+async fn connect_dispatches_on_the_scheme() {
+    let url = flextime_testkit::require_peer!(Mysql);
+    let target = fresh_database(&url, "ftdb_connect").await;
+    let db = flextime_db::connect(&target, DbOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(db.backend(), "mysql");
+    db.ping().await.unwrap();
+}

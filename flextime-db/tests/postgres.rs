@@ -100,3 +100,15 @@ async fn listen_wakes_on_commit_and_debug_hides_the_password() {
     .unwrap_err();
     assert_eq!(bad.kind(), flextime_core::ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn connect_dispatches_on_the_scheme() {
+    let url = flextime_testkit::require_peer!(Postgres);
+    let options = DbOptions {
+        schema: Some(flextime_testkit::unique_name("ftdb_connect")),
+        ..DbOptions::default()
+    };
+    let db = flextime_db::connect(&url, options).await.unwrap();
+    assert_eq!(db.backend(), "postgres");
+    db.ping().await.unwrap();
+}

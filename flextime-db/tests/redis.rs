@@ -56,3 +56,14 @@ async fn debug_hides_the_password() {
     assert!(err.is_retryable(), "{err}");
     assert!(!format!("{err} {err:?}").contains("s3cr3tpw"));
 }
+
+#[tokio::test]
+async fn connect_dispatches_on_the_scheme() {
+    let url = flextime_testkit::require_peer!(Redis);
+    let target = url.clone();
+    let db = flextime_db::connect(&target, DbOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(db.backend(), "redis");
+    db.ping().await.unwrap();
+}
