@@ -28,6 +28,8 @@
 //! // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
 //! ```
 
+#[cfg(feature = "db")]
+mod db;
 mod event;
 mod handlers;
 mod handoff;
@@ -35,6 +37,8 @@ mod idempotency;
 #[cfg(feature = "queues")]
 mod queue;
 
+#[cfg(feature = "db")]
+pub use db::{DbIdempotencyStore, OutboxHandOff, to_outbox_message};
 pub use event::InboundEvent;
 pub use handlers::{DeadLetter, HandlerWorker, Handlers};
 pub use handoff::{ChannelHandOff, DEFAULT_HANDOFF_TIMEOUT, HandOff, HandOffHealth};

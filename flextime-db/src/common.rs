@@ -1,0 +1,356 @@
+//! Helpers shared by every backend: input validation, URL redaction,
+//! metrics, and the backend-independent planning of a batch of writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use flextime_core::telemetry::{DB_OPERATION_SECONDS, DB_OPERATIONS};
+use flextime_core::{Error, Result};
+
+use crate::{
+    Expect, MAX_BATCH, MAX_COLLECTION_CHARS, MAX_ID_CHARS, MAX_KEY_CHARS, MAX_PAGE,
+    MAX_RECORD_BYTES, WriteOp, Written,
+};
+
+/// `url` with any password replaced by `***` (and unparseable URLs reduced
+/// to their scheme), safe for logs and errors.
+///
+/// ```
+/// assert_eq!(
+///     flextime_db::redact_url("postgres://app:hunter2@db:5432/x"),
+///     "postgres://app:***@db:5432/x"
+/// );
+/// assert_eq!(flextime_db::redact_url("sqlite::memory:"), "sqlite::memory:");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            for (k, _) in parsed.query_pairs() {
+                if k.eq_ignore_ascii_case("password") {
+                    parsed.set_query(Some("***"));
+                    break;
+                }
+            }
+            parsed.to_string()
+        }
+        Err(_) => {
+            if url.contains('@') {
+                let scheme = url.split(':').next().unwrap_or_default();
+                format!("{scheme}://***")
+            } else {
+                url.to_owned()
+            }
+        }
+    }
+}
+
+fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid_input(format!("{what} is empty")));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid_input(format!(
+            "{what} contains a NUL character"
+        )));
+    }
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(Error::invalid_input(format!(
+            "{what} has {chars} characters, more than {max}"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_collection(collection: &str) -> Result<()> {
+    check_name("collection name", collection, MAX_COLLECTION_CHARS)
+}
+
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    check_name("record id", id, MAX_ID_CHARS)
+}
+
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    check_name("key", key, MAX_KEY_CHARS)
+}
+
+pub(crate) fn check_value(len: usize) -> Result<()> {
+    if len > MAX_RECORD_BYTES {
+        return Err(Error::invalid_input(format!(
+            "value of {len} bytes exceeds the limit of {MAX_RECORD_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_ids(collection: &str, ids: &[String]) -> Result<()> {
+    check_collection(collection)?;
+    if ids.len() > MAX_PAGE {
+        return Err(Error::invalid_input(format!(
+            "{} ids requested, more than {MAX_PAGE}",
+            ids.len()
+        )));
+    }
+    ids.iter().try_for_each(|id| check_id(id))
+}
+
+pub(crate) fn page_limit(limit: usize) -> usize {
+    limit.clamp(1, MAX_PAGE)
+}
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+pub(crate) fn ttl_deadline(now: DateTime<Utc>, ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|ttl| micros(now).saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)))
+}
+
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Run `fut`, recording `flextime_db_operations_total` and
+/// `flextime_db_operation_seconds`.
+pub(crate) async fn observe<T>(
+    backend: &'static str,
+    op: &'static str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let started = Instant::now();
+    let result = fut.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.kind().as_str(),
+    };
+    metrics::counter!(DB_OPERATIONS, "backend" => backend, "op" => op, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(DB_OPERATION_SECONDS, "backend" => backend, "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        tracing::debug!(backend, op, error = %e, "db operation failed");
+    }
+    result
+}
+
+/// The ops of one `write` call grouped by collection (sorted, so counters are
+/// always taken in the same order and writers cannot deadlock), each op with
+/// its position in the call.
+pub(crate) type Grouped = BTreeMap<String, Vec<(usize, WriteOp)>>;
+
+/// Validate and group the ops of a `write` call.
+pub(crate) fn group(ops: Vec<WriteOp>) -> Result<(usize, Grouped)> {
+    if ops.len() > MAX_BATCH {
+        return Err(Error::invalid_input(format!(
+            "{} writes in one call, more than {MAX_BATCH}",
+            ops.len()
+        )));
+    }
+    let n = ops.len();
+    let mut grouped: Grouped = BTreeMap::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        check_collection(op.collection())?;
+        check_id(op.id())?;
+        grouped
+            .entry(op.collection().to_owned())
+            .or_default()
+            .push((i, op));
+    }
+    Ok((n, grouped))
+}
+
+/// The final state of one record after a planned write.
+#[derive(Debug, Clone)]
+pub(crate) struct RowWrite {
+    pub id: String,
+    pub version: u64,
+    pub seq: u64,
+    /// JSON text; `None` for a tombstone.
+    pub data: Option<String>,
+    pub updated_at_us: i64,
+    pub deleted_at_us: Option<i64>,
+}
+
+/// Plan the writes to one collection: check every precondition against
+/// `existing` (id -> (version, deleted)) and the earlier ops of the call,
+/// number the changes `base_seq + 1 ..`, and return the final row per id
+/// plus one [`Written`] per op (tagged with its position in the call).
+/// The planned rows and the per-op results.
+pub(crate) type Planned = (Vec<RowWrite>, Vec<(usize, Written)>);
+
+pub(crate) fn plan(
+    collection: &str,
+    ops: Vec<(usize, WriteOp)>,
+    existing: &HashMap<String, (u64, bool)>,
+    base_seq: u64,
+    now: DateTime<Utc>,
+) -> Result<Planned> {
+    let now_us = micros(now);
+    let mut rows: Vec<RowWrite> = Vec::with_capacity(ops.len());
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(ops.len());
+    let mut out = Vec::with_capacity(ops.len());
+    for (n, (pos, op)) in ops.into_iter().enumerate() {
+        let current = match index.get(op.id()) {
+            Some(&i) => Some((rows[i].version, rows[i].data.is_none())),
+            None => existing.get(op.id()).copied(),
+        };
+        let expect = op.precondition();
+        if !expect.admits(current) {
+            return Err(conflict(collection, op.id(), expect, current));
+        }
+        let version = current.map_or(1, |(v, _)| v + 1);
+        let seq = base_seq + n as u64 + 1;
+        let (id, data) = match op {
+            WriteOp::Upsert { id, data, .. } => {
+                let text = serde_json::to_string(&data)?;
+                check_value(text.len())?;
+                (id, Some(text))
+            }
+            WriteOp::Delete { id, .. } => (id, None),
+        };
+        let deleted = data.is_none();
+        out.push((
+            pos,
+            Written {
+                collection: collection.to_owned(),
+                id: id.clone(),
+                version,
+                seq,
+                updated_at: now,
+                deleted,
+            },
+        ));
+        let row = RowWrite {
+            id,
+            version,
+            seq,
+            deleted_at_us: deleted.then_some(now_us),
+            data,
+            updated_at_us: now_us,
+        };
+        if let Some(&i) = index.get(&row.id) {
+            rows[i] = row;
+        } else {
+            index.insert(row.id.clone(), rows.len());
+            rows.push(row);
+        }
+    }
+    Ok((rows, out))
+}
+
+pub(crate) fn conflict(
+    collection: &str,
+    id: &str,
+    expect: Expect,
+    current: Option<(u64, bool)>,
+) -> Error {
+    let found = match current {
+        None => "no record".to_owned(),
+        Some((v, true)) => format!("a tombstone at version {v}"),
+        Some((v, false)) => format!("version {v}"),
+    };
+    let wanted = match expect {
+        Expect::Any => "any version".to_owned(),
+        Expect::Absent => "no record".to_owned(),
+        Expect::Version(v) => format!("version {v}"),
+    };
+    Error::conflict(format!(
+        "{collection}/{id}: expected {wanted}, found {found}"
+    ))
+}
+
+/// Put per-op results back in call order.
+pub(crate) fn in_order(n: usize, parts: Vec<(usize, Written)>) -> Result<Vec<Written>> {
+    let mut slots: Vec<Option<Written>> = vec![None; n];
+    for (pos, w) in parts {
+        if let Some(slot) = slots.get_mut(pos) {
+            *slot = Some(w);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|w| w.ok_or_else(|| Error::internal("a write produced no result")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_url("mysql://root:pw@127.0.0.1:3306/test"),
+            "mysql://root:***@127.0.0.1:3306/test"
+        );
+        assert_eq!(
+            redact_url("redis://:secret@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
+        assert!(!redact_url("postgres://h/db?password=abc").contains("abc"));
+        assert!(!redact_url("not a url user:pw@host").contains("pw"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_id("").is_err());
+        assert!(check_id("a\0b").is_err());
+        assert!(check_id(&"x".repeat(256)).is_err());
+        assert!(check_id(&"é".repeat(255)).is_ok());
+        assert!(check_collection("'; DROP TABLE ft_records; --").is_ok());
+    }
+
+    #[test]
+    fn plan_follows_earlier_ops_of_the_call() {
+        let existing = HashMap::from([("a".to_owned(), (3, false))]);
+        let ops = vec![
+            (
+                0,
+                WriteOp::upsert("c", "a", json!(1)).expect(Expect::Version(3)),
+            ),
+            (1, WriteOp::delete("c", "a").expect(Expect::Version(4))),
+            (
+                2,
+                WriteOp::upsert("c", "a", json!(2)).expect(Expect::Absent),
+            ),
+            (3, WriteOp::upsert("c", "b", json!(3))),
+        ];
+        let (rows, out) = plan("c", ops, &existing, 10, Utc::now()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].version, rows[0].seq), (6, 13));
+        assert_eq!(rows[0].data.as_deref(), Some("2"));
+        assert_eq!(
+            out.iter().map(|(_, w)| w.version).collect::<Vec<_>>(),
+            [4, 5, 6, 1]
+        );
+        let bad = vec![(
+            0,
+            WriteOp::upsert("c", "a", json!(1)).expect(Expect::Absent),
+        )];
+        let err = plan("c", bad, &existing, 0, Utc::now()).unwrap_err();
+        assert_eq!(err.kind(), flextime_core::ErrorKind::Conflict);
+        assert!(err.to_string().contains("found version 3"), "{err}");
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        let ops = (0..=MAX_BATCH)
+            .map(|i| WriteOp::upsert("c", i.to_string(), json!(null)))
+            .collect();
+        assert!(group(ops).is_err());
+    }
+}

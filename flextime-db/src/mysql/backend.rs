@@ -1,0 +1,533 @@
+//! The MySQL / MariaDB [`Adapter`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use flextime_core::{HealthCheck, HealthReport, Result, SharedClock};
+use sqlx::mysql::{MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::{Executor, MySql, QueryBuilder};
+
+use super::config::MysqlConfig;
+use crate::common::{
+    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, micros,
+    observe, page_limit, to_i64, to_u64, ttl_deadline,
+};
+use crate::sql::{
+    MigrationSpec, ROWS_PER_STATEMENT, RowStore, apply_ops, is_deadlock, map_err, order_by_ids,
+    parse_data, run_migrations,
+};
+use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
+
+const BACKEND: &str = "mysql";
+
+const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
+    version: 1,
+    description: "records_kv",
+    sql: include_str!("migrations/0001_records_kv.sql"),
+    destructive: false,
+}];
+
+type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
+
+/// Binary-collated text reads back as VARBINARY; convert it for decoding.
+const RECORD_COLUMNS: &str = "CONVERT(id USING utf8mb4), version, seq, CONVERT(data USING utf8mb4), \
+                              updated_at_us, deleted_at_us";
+
+fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
+    let (id, version, seq, data, updated, deleted) = row;
+    Ok(Record {
+        collection: collection.to_owned(),
+        id,
+        version: to_u64(version),
+        seq: to_u64(seq),
+        data: parse_data(data)?,
+        updated_at: from_micros(updated),
+        deleted_at: deleted.map(from_micros),
+    })
+}
+
+/// A record store in MySQL or MariaDB. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct MysqlAdapter {
+    pool: MySqlPool,
+    clock: SharedClock,
+    allow_destructive: bool,
+    config: MysqlConfig,
+}
+
+impl fmt::Debug for MysqlAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MysqlAdapter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MysqlAdapter {
+    /// Open (creating if missing) the database at `url` and apply migrations
+    /// unless [`DbOptions::migrate_on_connect`] is false.
+    pub async fn connect(url: &str, options: DbOptions) -> Result<Self> {
+        let config = MysqlConfig::from_url(url)?;
+        let timeout = options.pool.statement_timeout;
+        let pool = MySqlPoolOptions::new()
+            .acquire_timeout(options.pool.acquire_timeout)
+            .test_before_acquire(true)
+            .max_connections(options.pool.max_connections.max(1))
+            .min_connections(options.pool.min_connections)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if let Some(timeout) = timeout {
+                        let secs = timeout.as_secs_f64();
+                        // MariaDB, then MySQL; a server with neither keeps no timeout.
+                        if conn
+                            .execute(format!("SET SESSION max_statement_time = {secs}").as_str())
+                            .await
+                            .is_err()
+                        {
+                            let ms = timeout.as_millis();
+                            let _ = conn
+                                .execute(format!("SET SESSION max_execution_time = {ms}").as_str())
+                                .await;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(config.connect.clone())
+            .await
+            .map_err(map_err)?;
+        let adapter = Self {
+            pool,
+            clock: options.clock,
+            allow_destructive: options.allow_destructive_migrations,
+            config,
+        };
+        if options.migrate_on_connect {
+            adapter.migrate().await?;
+        }
+        Ok(adapter)
+    }
+
+    /// The underlying pool, for queries of your own.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// Delete expired key-value entries; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = micros(self.clock.now());
+        let done =
+            sqlx::query("DELETE FROM ft_kv WHERE expires_at_us IS NOT NULL AND expires_at_us <= ?")
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch_records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(format!(
+                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = "
+            ));
+            qb.push_bind(collection).push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id);
+            }
+            qb.push(")");
+            let rows: Vec<RecordRow> = qb
+                .build_query_as()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            for row in rows {
+                out.push(to_record(collection, row)?);
+            }
+        }
+        Ok(order_by_ids(ids, out))
+    }
+}
+
+#[async_trait::async_trait]
+impl RowStore for MySqlConnection {
+    async fn bump(&mut self, collection: &str, n: u64) -> Result<u64> {
+        sqlx::query(
+            "INSERT INTO ft_collections (name, seq) VALUES (?, ?) \
+             ON DUPLICATE KEY UPDATE seq = seq + VALUES(seq)",
+        )
+        .bind(collection)
+        .bind(to_i64(n))
+        .execute(&mut *self)
+        .await
+        .map_err(map_err)?;
+        let (seq,): (i64,) =
+            sqlx::query_as("SELECT seq FROM ft_collections WHERE name = ? FOR UPDATE")
+                .bind(collection)
+                .fetch_one(&mut *self)
+                .await
+                .map_err(map_err)?;
+        Ok(to_u64(seq))
+    }
+
+    async fn existing(
+        &mut self,
+        collection: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, (u64, bool)>> {
+        // Locking reads see the latest committed rows whatever the snapshot.
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(
+                "SELECT CONVERT(id USING utf8mb4), version, deleted_at_us FROM ft_records WHERE collection = ",
+            );
+            qb.push_bind(collection).push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(") FOR UPDATE");
+            let rows: Vec<(String, i64, Option<i64>)> = qb
+                .build_query_as()
+                .fetch_all(&mut *self)
+                .await
+                .map_err(map_err)?;
+            out.extend(
+                rows.into_iter()
+                    .map(|(id, v, d)| (id, (to_u64(v), d.is_some()))),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn store(&mut self, collection: &str, rows: &[RowWrite]) -> Result<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(
+                "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) ",
+            );
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(collection)
+                    .push_bind(&row.id)
+                    .push_bind(to_i64(row.version))
+                    .push_bind(to_i64(row.seq))
+                    .push_bind(row.data.as_deref())
+                    .push_bind(row.updated_at_us)
+                    .push_bind(row.deleted_at_us);
+            });
+            qb.push(
+                " ON DUPLICATE KEY UPDATE version = VALUES(version), seq = VALUES(seq), \
+                 data = VALUES(data), updated_at_us = VALUES(updated_at_us), \
+                 deleted_at_us = VALUES(deleted_at_us)",
+            );
+            qb.build().execute(&mut *self).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+}
+
+async fn get_in(conn: &mut MySqlConnection, collection: &str, id: &str) -> Result<Option<Record>> {
+    check_collection(collection)?;
+    check_id(id)?;
+    let row: Option<RecordRow> = sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = ? AND id = ?"
+    ))
+    .bind(collection)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    row.map(|r| to_record(collection, r)).transpose()
+}
+
+/// An open SQLite transaction.
+struct MysqlTx {
+    tx: sqlx::Transaction<'static, MySql>,
+    clock: SharedClock,
+}
+
+#[async_trait::async_trait]
+impl Transaction for MysqlTx {
+    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
+        get_in(&mut self.tx, collection, id).await
+    }
+
+    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        let now = self.clock.now();
+        let mut sp = sqlx::Connection::begin(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        let written = apply_ops(&mut *sp, ops, now).await?;
+        sp.commit().await.map_err(map_err)?;
+        Ok(written)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(map_err)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.tx.rollback().await.map_err(map_err)
+    }
+}
+
+#[async_trait::async_trait]
+impl Adapter for MysqlAdapter {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn supports_transactions(&self) -> bool {
+        true
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        observe(BACKEND, "migrate", async {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            run_migrations(&mut *conn, MIGRATIONS, self.allow_destructive).await
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        observe(BACKEND, "ping", async {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+        observe(BACKEND, "get", async {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            get_in(&mut conn, collection, id).await
+        })
+        .await
+    }
+
+    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        observe(BACKEND, "get_many", async {
+            check_ids(collection, ids)?;
+            self.fetch_records(collection, ids).await
+        })
+        .await
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        observe(BACKEND, "write", async {
+            let mut attempt = 0;
+            loop {
+                let now = self.clock.now();
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                match apply_ops(&mut *tx, ops.clone(), now).await {
+                    Ok(written) => {
+                        tx.commit().await.map_err(map_err)?;
+                        return Ok(written);
+                    }
+                    // InnoDB picked this transaction as a deadlock victim
+                    // (its locking reads can meet a user transaction's
+                    // locks): it was rolled back whole, so run it again.
+                    Err(e) if is_deadlock(&e) && attempt < 3 => attempt += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
+        observe(BACKEND, "changes", async {
+            check_collection(collection)?;
+            let rows: Vec<RecordRow> = sqlx::query_as(&format!(
+                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?"
+            ))
+            .bind(collection)
+            .bind(to_i64(after))
+            .bind(to_i64(page_limit(limit) as u64))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            rows.into_iter().map(|r| to_record(collection, r)).collect()
+        })
+        .await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        Ok(Box::new(MysqlTx {
+            tx,
+            clock: self.clock.clone(),
+        }))
+    }
+
+    async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "purge", async {
+            check_collection(collection)?;
+            let done = sqlx::query("DELETE FROM ft_records WHERE collection = ? AND seq <= ? AND deleted_at_us IS NOT NULL")
+                .bind(collection)
+                .bind(to_i64(up_to))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
+        observe(BACKEND, "kv_get", async {
+            check_key(key)?;
+            let row: Option<(Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT value, version, expires_at_us FROM ft_kv \
+                 WHERE k = ? AND (expires_at_us IS NULL OR expires_at_us > ?)",
+            )
+            .bind(key)
+            .bind(micros(self.clock.now()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(row.map(|(value, version, exp)| KvEntry {
+                value,
+                version: to_u64(version),
+                expires_at: exp.map(from_micros),
+            }))
+        })
+        .await
+    }
+
+    async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<u64> {
+        observe(BACKEND, "kv_set", async {
+            check_key(key)?;
+            check_value(value.len())?;
+            let exp = ttl_deadline(self.clock.now(), ttl);
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO ft_kv (k, value, version, expires_at_us) VALUES (?, ?, 1, ?) \
+                 ON DUPLICATE KEY UPDATE value = VALUES(value), version = version + 1, \
+                 expires_at_us = VALUES(expires_at_us)",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(exp)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            let (version,): (i64,) = sqlx::query_as("SELECT version FROM ft_kv WHERE k = ?")
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(to_u64(version))
+        })
+        .await
+    }
+
+    async fn kv_compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>> {
+        observe(BACKEND, "kv_cas", async {
+            check_key(key)?;
+            check_value(value.len())?;
+            let now = self.clock.now();
+            let exp = ttl_deadline(now, ttl);
+            if let Some(v) = expected {
+                let done = sqlx::query(
+                    "UPDATE ft_kv SET value = ?, version = version + 1, expires_at_us = ? \
+                     WHERE k = ? AND version = ? AND (expires_at_us IS NULL OR expires_at_us > ?)",
+                )
+                .bind(value)
+                .bind(exp)
+                .bind(key)
+                .bind(to_i64(v))
+                .bind(micros(now))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                return Ok((done.rows_affected() == 1).then_some(v + 1));
+            }
+            // Insert first, outside a transaction: an UPDATE of a missing
+            // row would take a gap lock that deadlocks concurrent inserters.
+            let inserted = sqlx::query(
+                "INSERT IGNORE INTO ft_kv (k, value, version, expires_at_us) VALUES (?, ?, 1, ?)",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(exp)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+            if inserted.rows_affected() == 1 {
+                return Ok(Some(1));
+            }
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let revived = sqlx::query(
+                "UPDATE ft_kv SET value = ?, version = version + 1, expires_at_us = ? \
+                 WHERE k = ? AND expires_at_us IS NOT NULL AND expires_at_us <= ?",
+            )
+            .bind(value)
+            .bind(exp)
+            .bind(key)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            let version = if revived.rows_affected() == 1 {
+                let (v,): (i64,) =
+                    sqlx::query_as("SELECT version FROM ft_kv WHERE k = ? FOR UPDATE")
+                        .bind(key)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                Some(to_u64(v))
+            } else {
+                None
+            };
+            tx.commit().await.map_err(map_err)?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<bool> {
+        observe(BACKEND, "kv_delete", async {
+            check_key(key)?;
+            let now = micros(self.clock.now());
+            let live = sqlx::query(
+                "DELETE FROM ft_kv WHERE k = ? AND (expires_at_us IS NULL OR expires_at_us > ?)",
+            )
+            .bind(key)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+            sqlx::query("DELETE FROM ft_kv WHERE k = ?")
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(live.rows_affected() > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for MysqlAdapter {
+    fn name(&self) -> &str {
+        BACKEND
+    }
+
+    async fn check(&self) -> HealthReport {
+        HealthReport::from_result(&self.ping().await)
+    }
+}

@@ -1,0 +1,503 @@
+//! The PostgreSQL [`Adapter`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use flextime_core::{HealthCheck, HealthReport, Result, SharedClock};
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
+
+use super::config::PostgresConfig;
+use crate::common::{
+    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, micros,
+    observe, page_limit, to_i64, to_u64, ttl_deadline,
+};
+use crate::sql::{
+    MigrationSpec, RowStore, apply_ops, map_err, order_by_ids, parse_data, run_migrations,
+};
+use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
+
+const BACKEND: &str = "postgres";
+
+/// The channel every write notifies, with the collection name as payload.
+pub const CHANNEL: &str = "flextime_changes";
+
+const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
+    version: 1,
+    description: "records_kv",
+    sql: include_str!("migrations/0001_records_kv.sql"),
+    destructive: false,
+}];
+
+type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
+
+const RECORD_COLUMNS: &str = "id, version, seq, data::text, updated_at_us, deleted_at_us";
+
+fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
+    let (id, version, seq, data, updated, deleted) = row;
+    Ok(Record {
+        collection: collection.to_owned(),
+        id,
+        version: to_u64(version),
+        seq: to_u64(seq),
+        data: parse_data(data)?,
+        updated_at: from_micros(updated),
+        deleted_at: deleted.map(from_micros),
+    })
+}
+
+/// A record store in PostgreSQL. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PostgresAdapter {
+    pool: PgPool,
+    clock: SharedClock,
+    allow_destructive: bool,
+    config: PostgresConfig,
+}
+
+impl fmt::Debug for PostgresAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresAdapter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresAdapter {
+    /// Open (creating if missing) the database at `url` and apply migrations
+    /// unless [`DbOptions::migrate_on_connect`] is false.
+    pub async fn connect(url: &str, options: DbOptions) -> Result<Self> {
+        let config = PostgresConfig::from_url(url, &options.pool, options.schema.as_deref())?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(options.pool.acquire_timeout)
+            .test_before_acquire(true)
+            .max_connections(options.pool.max_connections.max(1))
+            .min_connections(options.pool.min_connections)
+            .connect_with(config.connect.clone())
+            .await
+            .map_err(map_err)?;
+        if let Some(schema) = &config.schema {
+            // validated as [a-z_][a-z0-9_]*: safe to quote into the statement
+            let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&pool)
+                .await;
+            if let Err(e) = created {
+                let exists: Option<(String,)> =
+                    sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname = $1")
+                        .bind(schema)
+                        .fetch_optional(&pool)
+                        .await
+                        .map_err(map_err)?;
+                if exists.is_none() {
+                    return Err(map_err(e));
+                }
+            }
+        }
+        let adapter = Self {
+            pool,
+            clock: options.clock,
+            allow_destructive: options.allow_destructive_migrations,
+            config,
+        };
+        if options.migrate_on_connect {
+            adapter.migrate().await?;
+        }
+        Ok(adapter)
+    }
+
+    /// A listener woken after every committed write, with the collection's
+    /// name (PostgreSQL `LISTEN flextime_changes`).
+    pub async fn listen(&self) -> Result<ChangeListener> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(map_err)?;
+        listener.listen(CHANNEL).await.map_err(map_err)?;
+        Ok(ChangeListener { listener })
+    }
+
+    /// The underlying pool, for queries of your own.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Delete expired key-value entries; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = micros(self.clock.now());
+        let done = sqlx::query(
+            "DELETE FROM ft_kv WHERE expires_at_us IS NOT NULL AND expires_at_us <= $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch_records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        let rows: Vec<RecordRow> = sqlx::query_as(&format!(
+            "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = $1 AND id = ANY($2)"
+        ))
+        .bind(collection)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let records = rows
+            .into_iter()
+            .map(|r| to_record(collection, r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(order_by_ids(ids, records))
+    }
+}
+
+/// Wakes up after committed writes; see [`PostgresAdapter::listen`].
+pub struct ChangeListener {
+    listener: PgListener,
+}
+
+impl fmt::Debug for ChangeListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeListener").finish_non_exhaustive()
+    }
+}
+
+impl ChangeListener {
+    /// Wait for the next notification; returns the written collection.
+    pub async fn recv(&mut self) -> Result<String> {
+        let n = self.listener.recv().await.map_err(map_err)?;
+        Ok(n.payload().to_owned())
+    }
+}
+
+#[async_trait::async_trait]
+impl RowStore for PgConnection {
+    async fn bump(&mut self, collection: &str, n: u64) -> Result<u64> {
+        let (seq,): (i64,) = sqlx::query_as(
+            "INSERT INTO ft_collections (name, seq) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET seq = ft_collections.seq + EXCLUDED.seq RETURNING seq",
+        )
+        .bind(collection)
+        .bind(to_i64(n))
+        .fetch_one(&mut *self)
+        .await
+        .map_err(map_err)?;
+        Ok(to_u64(seq))
+    }
+
+    async fn existing(
+        &mut self,
+        collection: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, (u64, bool)>> {
+        // The counter row lock taken by bump() serialises writers of this
+        // collection, and READ COMMITTED gives this statement a fresh snapshot.
+        let rows: Vec<(String, i64, bool)> = sqlx::query_as(
+            "SELECT id, version, deleted_at_us IS NOT NULL FROM ft_records \
+             WHERE collection = $1 AND id = ANY($2)",
+        )
+        .bind(collection)
+        .bind(ids)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, v, d)| (id, (to_u64(v), d)))
+            .collect())
+    }
+
+    async fn store(&mut self, collection: &str, rows: &[RowWrite]) -> Result<()> {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut versions = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut datas = Vec::with_capacity(rows.len());
+        let mut updated = Vec::with_capacity(rows.len());
+        let mut deleted = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(row.id.as_str());
+            versions.push(to_i64(row.version));
+            seqs.push(to_i64(row.seq));
+            datas.push(row.data.as_deref());
+            updated.push(row.updated_at_us);
+            deleted.push(row.deleted_at_us);
+        }
+        sqlx::query(
+            "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) \
+             SELECT $1, u.id, u.version, u.seq, u.data::jsonb, u.updated, u.deleted \
+             FROM UNNEST($2::text[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) \
+               AS u(id, version, seq, data, updated, deleted) \
+             ON CONFLICT (collection, id) DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq, \
+               data = EXCLUDED.data, updated_at_us = EXCLUDED.updated_at_us, \
+               deleted_at_us = EXCLUDED.deleted_at_us",
+        )
+        .bind(collection)
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&seqs)
+        .bind(&datas)
+        .bind(&updated)
+        .bind(&deleted)
+        .execute(&mut *self)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(collection)
+            .execute(&mut *self)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+async fn get_in(conn: &mut PgConnection, collection: &str, id: &str) -> Result<Option<Record>> {
+    check_collection(collection)?;
+    check_id(id)?;
+    let row: Option<RecordRow> = sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = $1 AND id = $2"
+    ))
+    .bind(collection)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    row.map(|r| to_record(collection, r)).transpose()
+}
+
+/// An open SQLite transaction.
+struct PgTx {
+    tx: sqlx::Transaction<'static, Postgres>,
+    clock: SharedClock,
+}
+
+#[async_trait::async_trait]
+impl Transaction for PgTx {
+    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
+        get_in(&mut self.tx, collection, id).await
+    }
+
+    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        let now = self.clock.now();
+        let mut sp = sqlx::Connection::begin(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        let written = apply_ops(&mut *sp, ops, now).await?;
+        sp.commit().await.map_err(map_err)?;
+        Ok(written)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(map_err)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.tx.rollback().await.map_err(map_err)
+    }
+}
+
+#[async_trait::async_trait]
+impl Adapter for PostgresAdapter {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn supports_transactions(&self) -> bool {
+        true
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        observe(BACKEND, "migrate", async {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            run_migrations(&mut *conn, MIGRATIONS, self.allow_destructive).await
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        observe(BACKEND, "ping", async {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+        observe(BACKEND, "get", async {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            get_in(&mut conn, collection, id).await
+        })
+        .await
+    }
+
+    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        observe(BACKEND, "get_many", async {
+            check_ids(collection, ids)?;
+            self.fetch_records(collection, ids).await
+        })
+        .await
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        observe(BACKEND, "write", async {
+            let now = self.clock.now();
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let written = apply_ops(&mut *tx, ops, now).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
+        observe(BACKEND, "changes", async {
+            check_collection(collection)?;
+            let rows: Vec<RecordRow> = sqlx::query_as(&format!(
+                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            ))
+            .bind(collection)
+            .bind(to_i64(after))
+            .bind(to_i64(page_limit(limit) as u64))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            rows.into_iter().map(|r| to_record(collection, r)).collect()
+        })
+        .await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        Ok(Box::new(PgTx {
+            tx,
+            clock: self.clock.clone(),
+        }))
+    }
+
+    async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "purge", async {
+            check_collection(collection)?;
+            let done = sqlx::query("DELETE FROM ft_records WHERE collection = $1 AND seq <= $2 AND deleted_at_us IS NOT NULL")
+                .bind(collection)
+                .bind(to_i64(up_to))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
+        observe(BACKEND, "kv_get", async {
+            check_key(key)?;
+            let row: Option<(Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT value, version, expires_at_us FROM ft_kv \
+                 WHERE k = $1 AND (expires_at_us IS NULL OR expires_at_us > $2)",
+            )
+            .bind(key)
+            .bind(micros(self.clock.now()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(row.map(|(value, version, exp)| KvEntry {
+                value,
+                version: to_u64(version),
+                expires_at: exp.map(from_micros),
+            }))
+        })
+        .await
+    }
+
+    async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<u64> {
+        observe(BACKEND, "kv_set", async {
+            check_key(key)?;
+            check_value(value.len())?;
+            let exp = ttl_deadline(self.clock.now(), ttl);
+            let (version,): (i64,) = sqlx::query_as(
+                "INSERT INTO ft_kv (k, value, version, expires_at_us) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (k) DO UPDATE SET value = excluded.value, version = ft_kv.version + 1, \
+                 expires_at_us = excluded.expires_at_us RETURNING version",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(exp)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(to_u64(version))
+        })
+        .await
+    }
+
+    async fn kv_compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>> {
+        observe(BACKEND, "kv_cas", async {
+            check_key(key)?;
+            check_value(value.len())?;
+            let now = self.clock.now();
+            let exp = ttl_deadline(now, ttl);
+            let row: Option<(i64,)> = match expected {
+                None => sqlx::query_as(
+                    "INSERT INTO ft_kv (k, value, version, expires_at_us) VALUES ($1, $2, 1, $3) \
+                     ON CONFLICT (k) DO UPDATE SET value = excluded.value, version = ft_kv.version + 1, \
+                     expires_at_us = excluded.expires_at_us \
+                     WHERE ft_kv.expires_at_us IS NOT NULL AND ft_kv.expires_at_us <= $4 RETURNING version",
+                )
+                .bind(key)
+                .bind(value)
+                .bind(exp)
+                .bind(micros(now)),
+                Some(v) => sqlx::query_as(
+                    "UPDATE ft_kv SET value = $1, version = version + 1, expires_at_us = $2 \
+                     WHERE k = $3 AND version = $4 AND (expires_at_us IS NULL OR expires_at_us > $5) \
+                     RETURNING version",
+                )
+                .bind(value)
+                .bind(exp)
+                .bind(key)
+                .bind(to_i64(v))
+                .bind(micros(now)),
+            }
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(row.map(|(v,)| to_u64(v)))
+        })
+        .await
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<bool> {
+        observe(BACKEND, "kv_delete", async {
+            check_key(key)?;
+            let row: Option<(Option<i64>,)> =
+                sqlx::query_as("DELETE FROM ft_kv WHERE k = $1 RETURNING expires_at_us")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+            let now = micros(self.clock.now());
+            Ok(row.is_some_and(|(exp,)| exp.is_none_or(|e| e > now)))
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for PostgresAdapter {
+    fn name(&self) -> &str {
+        BACKEND
+    }
+
+    async fn check(&self) -> HealthReport {
+        HealthReport::from_result(&self.ping().await)
+    }
+}

@@ -1,0 +1,427 @@
+//! The Redis [`Adapter`].
+
+use std::fmt;
+use std::time::Duration;
+
+use flextime_core::{Error, HealthCheck, HealthReport, Result, SharedClock};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use super::config::RedisConfig;
+use super::scripts;
+use crate::common::{
+    check_collection, check_id, check_ids, check_key, check_value, from_micros, group, micros,
+    observe, page_limit, to_u64,
+};
+use crate::stores::part;
+use crate::{Adapter, DbOptions, Expect, KvEntry, Record, WriteOp, Written};
+
+const BACKEND: &str = "redis";
+
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(map_err)`
+fn map_err(err: RedisError) -> Error {
+    use redis::ErrorKind as K;
+    if err.is_timeout() {
+        return Error::timeout(format!("redis: {err}"));
+    }
+    if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
+        return Error::unavailable(format!("redis connection lost: {err}"));
+    }
+    if matches!(
+        err.code(),
+        Some("TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "READONLY")
+    ) {
+        return Error::unavailable(format!("redis: {err}"));
+    }
+    match err.kind() {
+        K::AuthenticationFailed => Error::unauthorized("redis refused the credentials"),
+        K::InvalidClientConfig => Error::invalid_input("invalid redis URL or option"),
+        _ => Error::internal(format!("redis: {err}")),
+    }
+}
+
+type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
+type Fields = (
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// A record store in Redis. Cheap to clone (the connection is shared).
+#[derive(Clone)]
+pub struct RedisAdapter {
+    conn: ConnectionManager,
+    clock: SharedClock,
+    config: RedisConfig,
+    write: Script,
+    changes: Script,
+    purge: Script,
+    kv_set: Script,
+}
+
+impl fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisAdapter {
+    /// Connect to `url` with the key prefix of [`DbOptions::key_prefix`].
+    pub async fn connect(url: &str, options: DbOptions) -> Result<Self> {
+        let config = RedisConfig::from_url(url, options.key_prefix.as_deref())?;
+        let client = redis::Client::open(url).map_err(|_| {
+            Error::invalid_input(format!("invalid redis URL {}", crate::redact_url(url)))
+        })?;
+        let mut manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.pool.acquire_timeout))
+            .set_number_of_retries(3);
+        if let Some(timeout) = options.pool.statement_timeout {
+            manager = manager.set_response_timeout(Some(timeout));
+        }
+        // One plain attempt first, so a wrong address fails at once instead
+        // of inside the manager's reconnect loop.
+        let probe = tokio::time::timeout(
+            options.pool.acquire_timeout,
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| Error::timeout("redis did not answer within the acquire timeout"))?
+        .map_err(map_err)?;
+        drop(probe);
+        let conn = tokio::time::timeout(
+            options.pool.acquire_timeout,
+            ConnectionManager::new_with_config(client, manager),
+        )
+        .await
+        .map_err(|_| Error::timeout("redis did not answer within the acquire timeout"))?
+        .map_err(map_err)?;
+        Ok(Self {
+            conn,
+            clock: options.clock,
+            config,
+            write: Script::new(scripts::WRITE),
+            changes: Script::new(scripts::CHANGES),
+            purge: Script::new(scripts::PURGE),
+            kv_set: Script::new(scripts::KV_SET),
+        })
+    }
+
+    /// The server-side id of the current connection (`CLIENT ID`), for diagnostics.
+    pub async fn client_id(&self) -> Result<i64> {
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(map_err)
+    }
+
+    fn record_prefix(&self, collection: &str) -> String {
+        format!("{}r:{}", self.config.prefix, part(collection))
+    }
+
+    fn feed_key(&self, collection: &str) -> String {
+        format!("{}f:{}", self.config.prefix, part(collection))
+    }
+
+    fn counter_key(&self, collection: &str) -> String {
+        format!("{}c:{}", self.config.prefix, part(collection))
+    }
+
+    fn kv_key(&self, key: &str) -> String {
+        format!("{}k:{key}", self.config.prefix)
+    }
+
+    fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
+        let (id, version, seq, data, updated, deleted) = row;
+        Ok(Record {
+            collection: collection.to_owned(),
+            id,
+            version: to_u64(version),
+            seq: to_u64(seq),
+            data: data
+                .map(|d| serde_json::from_str(&d))
+                .transpose()
+                .map_err(|e| Error::internal(format!("stored record is not JSON: {e}")))?,
+            updated_at: from_micros(updated),
+            deleted_at: deleted.map(from_micros),
+        })
+    }
+
+    async fn read(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        let prefix = self.record_prefix(collection);
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET")
+                .arg(format!("{prefix}{id}"))
+                .arg(&["v", "s", "d", "u", "x"]);
+        }
+        let rows: Vec<Fields> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        for (id, (v, s, d, u, x)) in ids.iter().zip(rows) {
+            if let (Some(v), Some(s), Some(u)) = (v, s, u) {
+                out.push(Self::to_record(collection, (id.clone(), v, s, d, u, x))?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn ttl_arg(ttl: Option<Duration>) -> String {
+    ttl.map_or_else(String::new, |t| t.as_millis().max(1).to_string())
+}
+
+#[async_trait::async_trait]
+impl Adapter for RedisAdapter {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        observe(BACKEND, "ping", async {
+            redis::cmd("PING")
+                .query_async::<String>(&mut self.conn.clone())
+                .await
+                .map_err(map_err)
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+        observe(BACKEND, "get", async {
+            check_collection(collection)?;
+            check_id(id)?;
+            Ok(self.read(collection, &[id.to_owned()]).await?.pop())
+        })
+        .await
+    }
+
+    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        observe(BACKEND, "get_many", async {
+            check_ids(collection, ids)?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.read(collection, ids).await
+        })
+        .await
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        observe(BACKEND, "write", async {
+            // validates names and the batch bound
+            let _ = group(ops.clone())?;
+            if ops.is_empty() {
+                return Ok(Vec::new());
+            }
+            let now = self.clock.now();
+            let mut encoded = Vec::with_capacity(ops.len());
+            for op in &ops {
+                let collection = op.collection();
+                let mut item = serde_json::json!({
+                    "rk": format!("{}{}", self.record_prefix(collection), op.id()),
+                    "fk": self.feed_key(collection),
+                    "ck": self.counter_key(collection),
+                    "id": op.id(),
+                    "e": match op.precondition() {
+                        Expect::Any => serde_json::json!("any"),
+                        Expect::Absent => serde_json::json!("absent"),
+                        Expect::Version(v) => serde_json::json!(v),
+                    },
+                });
+                if let WriteOp::Upsert { data, .. } = op {
+                    let text = serde_json::to_string(data)?;
+                    check_value(text.len())?;
+                    item["d"] = serde_json::Value::String(text);
+                }
+                encoded.push(item);
+            }
+            let payload = serde_json::to_string(&encoded)?;
+            let result: std::result::Result<Vec<(i64, i64)>, RedisError> = self
+                .write
+                .arg(micros(now))
+                .arg(payload)
+                .invoke_async(&mut self.conn.clone())
+                .await;
+            let rows = match result {
+                Ok(rows) => rows,
+                Err(e) if e.code() == Some("CONFLICT") => {
+                    let detail = e.detail().unwrap_or_default();
+                    let (index, found) = detail.split_once(' ').unwrap_or((detail, ""));
+                    let op = index
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| ops.get(i.saturating_sub(1)));
+                    return Err(match op {
+                        Some(op) => Error::conflict(format!(
+                            "{}/{}: expected {}, found {found}",
+                            op.collection(),
+                            op.id(),
+                            match op.precondition() {
+                                Expect::Any => "any version".to_owned(),
+                                Expect::Absent => "no record".to_owned(),
+                                Expect::Version(v) => format!("version {v}"),
+                            }
+                        )),
+                        None => Error::conflict(format!("precondition failed: {detail}")),
+                    });
+                }
+                Err(e) => return Err(map_err(e)),
+            };
+            Ok(ops
+                .iter()
+                .zip(rows)
+                .map(|(op, (version, seq))| Written {
+                    collection: op.collection().to_owned(),
+                    id: op.id().to_owned(),
+                    version: to_u64(version),
+                    seq: to_u64(seq),
+                    updated_at: now,
+                    deleted: matches!(op, WriteOp::Delete { .. }),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
+        observe(BACKEND, "changes", async {
+            check_collection(collection)?;
+            let rows: Vec<RecordRow> = self
+                .changes
+                .arg(self.feed_key(collection))
+                .arg(self.record_prefix(collection))
+                .arg(after)
+                .arg(page_limit(limit))
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(map_err)?;
+            rows.into_iter()
+                .map(|r| Self::to_record(collection, r))
+                .collect()
+        })
+        .await
+    }
+
+    async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "purge", async {
+            check_collection(collection)?;
+            let n: i64 = self
+                .purge
+                .arg(self.feed_key(collection))
+                .arg(self.record_prefix(collection))
+                .arg(up_to)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(map_err)?;
+            Ok(to_u64(n))
+        })
+        .await
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
+        observe(BACKEND, "kv_get", async {
+            check_key(key)?;
+            let k = self.kv_key(key);
+            let ((value, version), pttl): ((Option<Vec<u8>>, Option<i64>), i64) = redis::pipe()
+                .atomic()
+                .cmd("HMGET")
+                .arg(&k)
+                .arg(&["v", "n"])
+                .cmd("PTTL")
+                .arg(&k)
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(map_err)?;
+            let (Some(value), Some(version)) = (value, version) else {
+                return Ok(None);
+            };
+            let expires_at =
+                (pttl >= 0).then(|| self.clock.now() + chrono::Duration::milliseconds(pttl));
+            Ok(Some(KvEntry {
+                value,
+                version: to_u64(version),
+                expires_at,
+            }))
+        })
+        .await
+    }
+
+    async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<u64> {
+        observe(BACKEND, "kv_set", async {
+            check_key(key)?;
+            check_value(value.len())?;
+            let v: Option<i64> = self
+                .kv_set
+                .key(self.kv_key(key))
+                .arg(value)
+                .arg(ttl_arg(ttl))
+                .arg("*")
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(map_err)?;
+            v.map(to_u64)
+                .ok_or_else(|| Error::internal("redis set returned no version"))
+        })
+        .await
+    }
+
+    async fn kv_compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>> {
+        observe(BACKEND, "kv_cas", async {
+            check_key(key)?;
+            check_value(value.len())?;
+            let v: Option<i64> = self
+                .kv_set
+                .key(self.kv_key(key))
+                .arg(value)
+                .arg(ttl_arg(ttl))
+                .arg(expected.map_or_else(String::new, |v| v.to_string()))
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(map_err)?;
+            Ok(v.map(to_u64))
+        })
+        .await
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<bool> {
+        observe(BACKEND, "kv_delete", async {
+            check_key(key)?;
+            let n: i64 = redis::cmd("DEL")
+                .arg(self.kv_key(key))
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(map_err)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for RedisAdapter {
+    fn name(&self) -> &str {
+        BACKEND
+    }
+
+    async fn check(&self) -> HealthReport {
+        HealthReport::from_result(&self.ping().await)
+    }
+}
