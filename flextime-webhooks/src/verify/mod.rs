@@ -18,6 +18,7 @@
 //!
 //! A provider of your own is one `impl Verifier`.
 
+mod body_hmac;
 mod generic;
 mod github;
 mod notion;

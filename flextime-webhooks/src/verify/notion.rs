@@ -2,12 +2,8 @@
 
 use flextime_core::{Error, Secret};
 
-use super::{
-    Rejection, Verified, Verifier, WebhookRequest, ct_eq, decode_hex, header, hmac_sha256,
-    json_string_member, text_secrets,
-};
-
-const SIGNATURE: &str = "x-notion-signature";
+use super::body_hmac::{BodyHmac, Form};
+use super::{Rejection, Verified, Verifier, WebhookRequest, json_string_member};
 
 /// Notion: `X-Notion-Signature: sha256=<hex>`, HMAC-SHA256 of the raw body
 /// keyed by the subscription's `verification_token`. The event's `id` is the
@@ -18,25 +14,23 @@ const SIGNATURE: &str = "x-notion-signature";
 /// signature; it is refused here and should be read from your logs or a
 /// separate unsigned route.
 #[derive(Debug, Clone)]
-pub struct Notion {
-    tokens: Vec<Secret>,
-}
+pub struct Notion(BodyHmac);
 
 impl Notion {
     /// A verifier for one or more verification tokens.
     pub fn new(tokens: impl IntoIterator<Item = Secret>) -> Result<Self, Error> {
-        Ok(Self {
-            tokens: text_secrets("notion", tokens.into_iter().collect())?,
-        })
+        BodyHmac::new(
+            "notion",
+            "x-notion-signature",
+            Form::Hex("sha256="),
+            tokens.into_iter().collect(),
+        )
+        .map(Self)
     }
 
     /// The `X-Notion-Signature` value for `body` with the first token.
     pub fn sign(&self, body: &[u8]) -> String {
-        let key = self.tokens.first().map_or("", |s| s.expose());
-        format!(
-            "sha256={}",
-            hex::encode(hmac_sha256(key.as_bytes(), &[body]))
-        )
+        self.0.sign(body)
     }
 }
 
@@ -46,20 +40,7 @@ impl Verifier for Notion {
     }
 
     fn verify(&self, request: &WebhookRequest<'_>, _now: i64) -> Result<Verified, Rejection> {
-        let value = header(request.headers, SIGNATURE)?;
-        let sig = value.strip_prefix("sha256=").and_then(decode_hex).ok_or(
-            Rejection::MalformedHeader {
-                header: SIGNATURE.into(),
-                reason: "expected sha256=<hex>",
-            },
-        )?;
-        let mut matched = false;
-        for t in &self.tokens {
-            matched |= ct_eq(&hmac_sha256(t.expose().as_bytes(), &[request.body]), &sig);
-        }
-        if !matched {
-            return Err(Rejection::SignatureMismatch);
-        }
+        self.0.check(request)?;
         Ok(Verified {
             idempotency_key: json_string_member(request.body, "id"),
             event_type: json_string_member(request.body, "type"),

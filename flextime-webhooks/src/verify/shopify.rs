@@ -2,34 +2,31 @@
 
 use flextime_core::{Error, Secret};
 
-use super::{
-    Rejection, Verified, Verifier, WebhookRequest, ct_eq, decode_base64, encode_base64, header,
-    hmac_sha256, text_secrets,
-};
-
-const SIGNATURE: &str = "x-shopify-hmac-sha256";
+use super::body_hmac::{BodyHmac, Form, header_text};
+use super::{Rejection, Verified, Verifier, WebhookRequest};
 
 /// Shopify: `X-Shopify-Hmac-Sha256`, the base64 of the HMAC-SHA256 of the raw
 /// body keyed by the app's client secret. `X-Shopify-Webhook-Id` (else
 /// `X-Shopify-Event-Id`) is the idempotency key and `X-Shopify-Topic` the
 /// event type. Shopify signs no timestamp.
 #[derive(Debug, Clone)]
-pub struct Shopify {
-    secrets: Vec<Secret>,
-}
+pub struct Shopify(BodyHmac);
 
 impl Shopify {
     /// A verifier for one or more client secrets.
     pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Result<Self, Error> {
-        Ok(Self {
-            secrets: text_secrets("shopify", secrets.into_iter().collect())?,
-        })
+        BodyHmac::new(
+            "shopify",
+            "x-shopify-hmac-sha256",
+            Form::Base64,
+            secrets.into_iter().collect(),
+        )
+        .map(Self)
     }
 
     /// The `X-Shopify-Hmac-Sha256` value for `body` with the first secret.
     pub fn sign(&self, body: &[u8]) -> String {
-        let key = self.secrets.first().map_or("", |s| s.expose());
-        encode_base64(&hmac_sha256(key.as_bytes(), &[body]))
+        self.0.sign(body)
     }
 }
 
@@ -39,29 +36,11 @@ impl Verifier for Shopify {
     }
 
     fn verify(&self, request: &WebhookRequest<'_>, _now: i64) -> Result<Verified, Rejection> {
-        let sig = decode_base64(header(request.headers, SIGNATURE)?).ok_or(
-            Rejection::MalformedHeader {
-                header: SIGNATURE.into(),
-                reason: "not base64",
-            },
-        )?;
-        let mut matched = false;
-        for s in &self.secrets {
-            matched |= ct_eq(&hmac_sha256(s.expose().as_bytes(), &[request.body]), &sig);
-        }
-        if !matched {
-            return Err(Rejection::SignatureMismatch);
-        }
-        let text = |name: &str| {
-            request
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        self.0.check(request)?;
         Ok(Verified {
-            idempotency_key: text("x-shopify-webhook-id").or_else(|| text("x-shopify-event-id")),
-            event_type: text("x-shopify-topic"),
+            idempotency_key: header_text(request, "x-shopify-webhook-id")
+                .or_else(|| header_text(request, "x-shopify-event-id")),
+            event_type: header_text(request, "x-shopify-topic"),
             timestamp: None,
         })
     }
