@@ -3,7 +3,10 @@
 //! confirmed, every message acked, in batches of 100) and the p99 latency of
 //! one message's round trip (send, receive, ack). Backends whose
 //! `FLEXTIME_TEST_*_URL` is unset are skipped. `FLEXTIME_BENCH_MESSAGES`
-//! sets the messages per round (default 2000).
+//! sets the messages per round (default 2000); `FLEXTIME_BENCH_ONLY`
+//! (`redis,kafka`, ...) picks backends. Both Kafka sides fetch with
+//! `fetch.wait.max.ms=10` and take 30 latency samples (tansu answers an empty
+//! fetch only after the wait).
 #![allow(clippy::cast_precision_loss, clippy::items_after_statements)] // rates; local helpers
 
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use futures::StreamExt;
 
 const BATCH: usize = 100;
 const LATENCY_SAMPLES: usize = 200;
+const KAFKA_LATENCY_SAMPLES: usize = 30;
 const ROUNDS: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +52,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 // ------------------------------------------------------------------ flextime
 
-async fn flextime(broker: &Arc<dyn Broker>, n: usize) -> Outcome {
+async fn flextime(broker: &Arc<dyn Broker>, n: usize, samples: usize) -> Outcome {
     let topic = unique("ft");
     let mut consumer = broker
         .consumer(ConsumerOptions::new(&topic, "bench").with_prefetch(BATCH * 2))
@@ -79,8 +83,8 @@ async fn flextime(broker: &Arc<dyn Broker>, n: usize) -> Outcome {
         }
     }
     let msgs_per_s = n as f64 / start.elapsed().as_secs_f64();
-    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
-    for _ in 0..LATENCY_SAMPLES {
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
         let t = Instant::now();
         producer
             .send(&topic, Message::new(payload()))
@@ -88,12 +92,12 @@ async fn flextime(broker: &Arc<dyn Broker>, n: usize) -> Outcome {
             .expect("send");
         let d = consumer.next().await.expect("receive").expect("open");
         d.ack().await.expect("ack");
-        samples.push(t.elapsed());
+        times.push(t.elapsed());
     }
     consumer.shutdown().await.expect("shutdown");
     Outcome {
         msgs_per_s,
-        p99: p99(samples),
+        p99: p99(times),
     }
 }
 
@@ -437,6 +441,7 @@ async fn raw_kafka(brokers: &str, n: usize) -> Outcome {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bench")
+        .set("fetch.wait.max.ms", "10")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()
@@ -476,7 +481,7 @@ async fn raw_kafka(brokers: &str, n: usize) -> Outcome {
     }
     let msgs_per_s = n as f64 / start.elapsed().as_secs_f64();
     let mut samples = Vec::new();
-    for _ in 0..LATENCY_SAMPLES {
+    for _ in 0..KAFKA_LATENCY_SAMPLES {
         let t = Instant::now();
         publish(1).await;
         let m = consumer.recv().await.expect("record");
@@ -520,7 +525,7 @@ fn combine(samples: &[Outcome]) -> Outcome {
     }
 }
 
-async fn bench<R, F>(name: &str, broker: Arc<dyn Broker>, n: usize, raw: R)
+async fn bench<R, F>(name: &str, broker: Arc<dyn Broker>, n: usize, samples: usize, raw: R)
 where
     R: Fn() -> F,
     F: std::future::Future<Output = Outcome>,
@@ -528,7 +533,7 @@ where
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..ROUNDS {
-        ours.push(flextime(&broker, n).await);
+        ours.push(flextime(&broker, n, samples).await);
         theirs.push(raw().await);
     }
     line(name, combine(&ours), Some(combine(&theirs)));
@@ -544,37 +549,54 @@ async fn main() {
         "flextime-queues benchmarks: {n} x 1 KiB per round, {ROUNDS} rounds, median ({} cores)",
         std::thread::available_parallelism().map_or(1, usize::from)
     );
+    let only = std::env::var("FLEXTIME_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
 
-    let memory = flextime_queues::connect("memory://").await.expect("memory");
-    let mut ours = Vec::new();
-    for _ in 0..ROUNDS {
-        ours.push(flextime(&memory, n).await);
+    if wanted("memory") {
+        let memory = flextime_queues::connect("memory://").await.expect("memory");
+        let mut ours = Vec::new();
+        for _ in 0..ROUNDS {
+            ours.push(flextime(&memory, n, LATENCY_SAMPLES).await);
+        }
+        line("memory", combine(&ours), None);
     }
-    line("memory", combine(&ours), None);
 
-    if let Some(url) = env("FLEXTIME_TEST_REDIS_URL") {
+    if !wanted("redis") {
+    } else if let Some(url) = env("FLEXTIME_TEST_REDIS_URL") {
         let broker = flextime_queues::connect(&url).await.expect("redis");
-        bench("redis", broker, n, || raw_redis(&url, n)).await;
+        bench("redis", broker, n, LATENCY_SAMPLES, || raw_redis(&url, n)).await;
     } else {
         println!("queues/redis     skipped: FLEXTIME_TEST_REDIS_URL is not set");
     }
-    if let Some(url) = env("FLEXTIME_TEST_AMQP_URL") {
+    if !wanted("rabbitmq") {
+    } else if let Some(url) = env("FLEXTIME_TEST_AMQP_URL") {
         let broker = flextime_queues::connect(&url).await.expect("rabbitmq");
-        bench("rabbitmq", broker, n, || raw_lapin(&url, n)).await;
+        bench("rabbitmq", broker, n, LATENCY_SAMPLES, || {
+            raw_lapin(&url, n)
+        })
+        .await;
     } else {
         println!("queues/rabbitmq  skipped: FLEXTIME_TEST_AMQP_URL is not set");
     }
-    if let Some(url) = env("FLEXTIME_TEST_NATS_URL") {
+    if !wanted("nats") {
+    } else if let Some(url) = env("FLEXTIME_TEST_NATS_URL") {
         let broker = flextime_queues::connect(&url).await.expect("nats");
-        bench("nats", broker, n, || raw_nats(&url, n)).await;
+        bench("nats", broker, n, LATENCY_SAMPLES, || raw_nats(&url, n)).await;
     } else {
         println!("queues/nats      skipped: FLEXTIME_TEST_NATS_URL is not set");
     }
-    if let Some(url) = env("FLEXTIME_TEST_KAFKA_URL") {
-        let broker = flextime_queues::connect(&url).await.expect("kafka");
+    if !wanted("kafka") {
+    } else if let Some(url) = env("FLEXTIME_TEST_KAFKA_URL") {
         let brokers = url.trim_start_matches("kafka://").to_owned();
-        bench("kafka", broker, n, || raw_kafka(&brokers, n)).await;
+        let mut config = flextime_queues::kafka::KafkaConfig::new(brokers.clone());
+        config.extra.insert("fetch.wait.max.ms".into(), "10".into());
+        let broker: Arc<dyn Broker> =
+            Arc::new(flextime_queues::kafka::KafkaBroker::new(config).expect("kafka"));
+        bench("kafka", broker, n, KAFKA_LATENCY_SAMPLES, || {
+            raw_kafka(&brokers, n)
+        })
+        .await;
     } else {
         println!("queues/kafka     skipped: FLEXTIME_TEST_KAFKA_URL is not set");
     }

@@ -213,7 +213,8 @@ async fn fetch(
                     ctx.topic.clone(),
                     (*token.message).clone(),
                     channel_acker(token, settle_tx.clone()),
-                );
+                )
+                .with_backend("kafka");
                 tokio::select! {
                     sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
                     _ = stop.changed() => return,
@@ -283,7 +284,8 @@ async fn fetch(
             ctx.topic.clone(),
             message,
             channel_acker(token, settle_tx.clone()),
-        );
+        )
+        .with_backend("kafka");
         tokio::select! {
             sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
             _ = stop.changed() => return,

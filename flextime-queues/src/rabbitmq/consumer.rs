@@ -188,7 +188,8 @@ async fn fetch(
                 ctx.topic.clone(),
                 message,
                 channel_acker(token, settle_tx.clone()),
-            );
+            )
+            .with_backend("rabbitmq");
             tokio::select! {
                 sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
                 _ = stop.changed() => return,
