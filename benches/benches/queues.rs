@@ -55,7 +55,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn flextime(broker: &Arc<dyn Broker>, n: usize, samples: usize) -> Outcome {
     let topic = unique("ft");
     let mut consumer = broker
-        .consumer(ConsumerOptions::new(&topic, "bench").with_prefetch(BATCH * 2))
+        .consumer(ConsumerOptions::new(&topic, topic.clone()).with_prefetch(BATCH * 2))
         .await
         .expect("consumer");
     let producer = broker
@@ -440,7 +440,7 @@ async fn raw_kafka(brokers: &str, n: usize) -> Outcome {
         .expect("producer");
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "bench")
+        .set("group.id", &topic)
         .set("fetch.wait.max.ms", "10")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

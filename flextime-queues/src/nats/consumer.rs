@@ -102,7 +102,7 @@ impl NatsConsumer {
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let settler = spawn_settler(ctx.clone(), settle_rx, 256);
         let fetch_ctx = ctx.clone();
         let inner = TaskConsumer::start(
             ctx.options.prefetch,

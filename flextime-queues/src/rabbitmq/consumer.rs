@@ -95,7 +95,7 @@ impl RabbitConsumer {
         });
         let first = ctx.connect().await?;
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let settler = spawn_settler(ctx.clone(), settle_rx, 256);
         let fetch_ctx = ctx.clone();
         let inner = TaskConsumer::start(
             ctx.options.prefetch,

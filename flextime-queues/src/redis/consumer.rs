@@ -36,6 +36,10 @@ struct Token {
     message: Arc<Message>,
 }
 
+/// How often a consumer moves due delayed messages into the stream (delays
+/// are never early, and late by at most this plus the read block time).
+const MOVE_EVERY: Duration = Duration::from_millis(100);
+
 type AckRequest = (Arc<str>, oneshot::Sender<Result<()>>);
 
 struct Ctx {
@@ -87,7 +91,7 @@ impl RedisConsumer {
             delay_script: redis::Script::new(DELAY_SCRIPT),
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let settler = spawn_settler(ctx.clone(), settle_rx, 256);
         let block = config.block;
         let inner = TaskConsumer::start(
             ctx.options.prefetch,
@@ -224,17 +228,21 @@ async fn fetch(
     let mut next_claim = Instant::now();
     let mut backoff = Duration::from_millis(100);
     let mut recover = false;
+    let mut next_move = Instant::now();
     loop {
         if *stop.borrow() || tx.is_closed() {
             return;
         }
-        let moved: redis::RedisResult<i64> = move_script
-            .key(&delayed)
-            .key(&options.topic)
-            .invoke_async(&mut conn)
-            .await;
-        if let Err(e) = moved {
-            tracing::debug!(error = %e, "redis: moving delayed messages failed");
+        if Instant::now() >= next_move {
+            next_move = Instant::now() + MOVE_EVERY;
+            let moved: redis::RedisResult<i64> = move_script
+                .key(&delayed)
+                .key(&options.topic)
+                .invoke_async(&mut conn)
+                .await;
+            if let Err(e) = moved {
+                tracing::debug!(error = %e, "redis: moving delayed messages failed");
+            }
         }
         let mut claimed = false;
         let mut entries = Vec::new();
