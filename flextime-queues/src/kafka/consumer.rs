@@ -359,3 +359,29 @@ impl Settler<Token> for Ctx {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Tracker;
+
+    #[test]
+    fn commits_only_up_to_the_lowest_unsettled_offset() {
+        let mut t = Tracker::default();
+        for offset in 10..15 {
+            t.received(0, offset);
+        }
+        t.received(1, 3);
+        // 11 and 12 settle first: 10 is still out, nothing moves.
+        assert_eq!(t.settled(0, 11), Some(10));
+        assert_eq!(t.settled(0, 12), None);
+        // 10 settles: the commit point jumps to 13, the lowest still out.
+        assert_eq!(t.settled(0, 10), Some(13));
+        assert_eq!(t.settled(0, 14), None);
+        assert_eq!(t.settled(0, 13), Some(15));
+        // Partitions are independent; an unknown partition is ignored.
+        assert_eq!(t.settled(1, 3), Some(4));
+        assert_eq!(t.settled(7, 1), None);
+        let tpl = t.commit_points("t", None);
+        assert_eq!(tpl.count(), 2);
+    }
+}
