@@ -42,6 +42,17 @@
 //! # }).unwrap();
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+// Without any backend, the helpers they share go unused.
+#![cfg_attr(
+    not(any(
+        feature = "memory",
+        feature = "redis",
+        feature = "rabbitmq",
+        feature = "kafka",
+        feature = "nats"
+    )),
+    allow(dead_code)
+)]
 
 use std::collections::BTreeMap;
 use std::fmt;
