@@ -42,6 +42,17 @@
 //! # }).unwrap();
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+// Without any backend, the helpers they share go unused.
+#![cfg_attr(
+    not(any(
+        feature = "memory",
+        feature = "redis",
+        feature = "rabbitmq",
+        feature = "kafka",
+        feature = "nats"
+    )),
+    allow(dead_code)
+)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -300,6 +311,7 @@ pub trait Acknowledger: Send + Sync + 'static {
 pub struct Delivery {
     message: Message,
     topic: Arc<str>,
+    backend: &'static str,
     received_at: DateTime<Utc>,
     acker: Option<Box<dyn Acknowledger>>,
 }
@@ -308,6 +320,7 @@ impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivery")
             .field("topic", &self.topic)
+            .field("backend", &self.backend)
             .field("message", &self.message)
             .field("received_at", &self.received_at)
             .field("settled", &self.acker.is_none())
@@ -321,9 +334,18 @@ impl Delivery {
         Self {
             message,
             topic,
+            backend: "custom",
             received_at: Utc::now(),
             acker: Some(acker),
         }
+    }
+
+    /// Name the backend in the [`QUEUE_CONSUMED`](flextime_core::telemetry::QUEUE_CONSUMED)
+    /// metric's `backend` label (`custom` by default).
+    #[must_use]
+    pub fn with_backend(mut self, backend: &'static str) -> Self {
+        self.backend = backend;
+        self
     }
 
     /// The message.
@@ -362,6 +384,7 @@ impl Delivery {
         };
         metrics::counter!(
             flextime_core::telemetry::QUEUE_CONSUMED,
+            "backend" => self.backend,
             "topic" => self.topic.to_string(),
             "outcome" => outcome
         )

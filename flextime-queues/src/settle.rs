@@ -202,6 +202,35 @@ impl crate::Consumer for TaskConsumer {
         }
     }
 
+    async fn next_batch(&mut self, max: usize, deadline: Duration) -> Result<Vec<crate::Delivery>> {
+        if self.closed {
+            return Ok(Vec::new());
+        }
+        let max = max.max(1);
+        let mut batch = Vec::new();
+        // Wait for the first, then take what is already buffered; wait for
+        // more only while the deadline allows.
+        let until = tokio::time::Instant::now() + deadline;
+        while batch.len() < max {
+            let next = match self.rx.try_recv() {
+                Ok(item) => Some(item),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(until, self.rx.recv()).await {
+                        Ok(item) => item,
+                        Err(_) => break,
+                    }
+                }
+            };
+            match next {
+                Some(Ok(delivery)) => batch.push(delivery),
+                Some(Err(err)) if batch.is_empty() => return Err(err),
+                Some(Err(_)) | None => break,
+            }
+        }
+        Ok(batch)
+    }
+
     async fn shutdown(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());

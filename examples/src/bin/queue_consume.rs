@@ -14,7 +14,7 @@ use flextime_queues::ConsumerOptions;
 #[derive(Parser)]
 #[command(about = "Consume a Flextime queue topic")]
 struct Args {
-    /// Broker URL (memory://, redis://, amqp://).
+    /// Broker URL (memory://, redis://, amqp://, nats://; kafka:// with the `kafka` feature).
     #[arg(long)]
     url: String,
     /// Topic to consume.

@@ -17,7 +17,7 @@ use flextime_queues::{Message, ProducerOptions};
 #[derive(Parser)]
 #[command(about = "Send messages to a Flextime queue topic")]
 struct Args {
-    /// Broker URL (memory://, redis://, amqp://).
+    /// Broker URL (memory://, redis://, amqp://, nats://; kafka:// with the `kafka` feature).
     #[arg(long)]
     url: String,
     /// Topic to send to.

@@ -157,7 +157,7 @@ impl KafkaConsumer {
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let settler = spawn_settler(ctx.clone(), settle_rx, 256);
         let fetch_ctx = ctx.clone();
         let inner = TaskConsumer::start(
             ctx.options.prefetch,
@@ -213,7 +213,8 @@ async fn fetch(
                     ctx.topic.clone(),
                     (*token.message).clone(),
                     channel_acker(token, settle_tx.clone()),
-                );
+                )
+                .with_backend("kafka");
                 tokio::select! {
                     sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
                     _ = stop.changed() => return,
@@ -283,7 +284,8 @@ async fn fetch(
             ctx.topic.clone(),
             message,
             channel_acker(token, settle_tx.clone()),
-        );
+        )
+        .with_backend("kafka");
         tokio::select! {
             sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
             _ = stop.changed() => return,
@@ -355,5 +357,31 @@ impl Settler<Token> for Ctx {
         {
             tracing::warn!(error = %e, "kafka: final commit failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tracker;
+
+    #[test]
+    fn commits_only_up_to_the_lowest_unsettled_offset() {
+        let mut t = Tracker::default();
+        for offset in 10..15 {
+            t.received(0, offset);
+        }
+        t.received(1, 3);
+        // 11 and 12 settle first: 10 is still out, nothing moves.
+        assert_eq!(t.settled(0, 11), Some(10));
+        assert_eq!(t.settled(0, 12), None);
+        // 10 settles: the commit point jumps to 13, the lowest still out.
+        assert_eq!(t.settled(0, 10), Some(13));
+        assert_eq!(t.settled(0, 14), None);
+        assert_eq!(t.settled(0, 13), Some(15));
+        // Partitions are independent; an unknown partition is ignored.
+        assert_eq!(t.settled(1, 3), Some(4));
+        assert_eq!(t.settled(7, 1), None);
+        let tpl = t.commit_points("t", None);
+        assert_eq!(tpl.count(), 2);
     }
 }

@@ -83,11 +83,14 @@ impl Consumer for MemoryConsumer {
                             .ok();
                         continue;
                     }
-                    return Ok(Some(Delivery::new(
-                        shared.topic.name.clone(),
-                        message,
-                        Box::new(MemoryAcker::new(shared.clone(), token)),
-                    )));
+                    return Ok(Some(
+                        Delivery::new(
+                            shared.topic.name.clone(),
+                            message,
+                            Box::new(MemoryAcker::new(shared.clone(), token)),
+                        )
+                        .with_backend("memory"),
+                    ));
                 }
                 wake
             };

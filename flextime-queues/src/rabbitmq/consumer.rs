@@ -95,7 +95,7 @@ impl RabbitConsumer {
         });
         let first = ctx.connect().await?;
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let settler = spawn_settler(ctx.clone(), settle_rx, 256);
         let fetch_ctx = ctx.clone();
         let inner = TaskConsumer::start(
             ctx.options.prefetch,
@@ -188,7 +188,8 @@ async fn fetch(
                 ctx.topic.clone(),
                 message,
                 channel_acker(token, settle_tx.clone()),
-            );
+            )
+            .with_backend("rabbitmq");
             tokio::select! {
                 sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
                 _ = stop.changed() => return,

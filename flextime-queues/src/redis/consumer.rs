@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Value;
 use redis::aio::ConnectionManager;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::{
@@ -36,8 +36,16 @@ struct Token {
     message: Arc<Message>,
 }
 
+/// How often a consumer moves due delayed messages into the stream (delays
+/// are never early, and late by at most this plus the read block time).
+const MOVE_EVERY: Duration = Duration::from_millis(100);
+
+type AckRequest = (Arc<str>, oneshot::Sender<Result<()>>);
+
 struct Ctx {
     conn: ConnectionManager,
+    /// Acks are batched: one `XACK` for every ack waiting at that moment.
+    acks: mpsc::UnboundedSender<AckRequest>,
     options: ConsumerOptions,
     topic: Arc<str>,
     delay_script: redis::Script,
@@ -68,14 +76,22 @@ impl RedisConsumer {
     ) -> Result<Self> {
         create_group(&mut conn, &options.topic, &options.group).await?;
         let blocking = manager(client, Some(config.block + Duration::from_secs(10))).await?;
+        let (acks, ack_rx) = mpsc::unbounded_channel();
+        tokio::spawn(ack_batches(
+            conn.clone(),
+            options.topic.clone(),
+            options.group.clone(),
+            ack_rx,
+        ));
         let ctx = Arc::new(Ctx {
+            acks,
             conn,
             topic: Arc::from(options.topic.as_str()),
             options,
             delay_script: redis::Script::new(DELAY_SCRIPT),
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let settler = spawn_settler(ctx.clone(), settle_rx, 64);
+        let settler = spawn_settler(ctx.clone(), settle_rx, 256);
         let block = config.block;
         let inner = TaskConsumer::start(
             ctx.options.prefetch,
@@ -123,10 +139,13 @@ fn entries_of(value: &Value) -> Vec<Entry> {
         .collect()
 }
 
-async fn read_new(
+/// `XREADGROUP` from `from`: `>` for new entries, `0` for this consumer's
+/// own pending ones (after a reconnect, replies may have been lost).
+async fn read_group(
     conn: &mut ConnectionManager,
     options: &ConsumerOptions,
     block: Duration,
+    from: &str,
 ) -> redis::RedisResult<Vec<Entry>> {
     let reply: Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
@@ -138,7 +157,7 @@ async fn read_new(
         .arg(duration_millis(block))
         .arg("STREAMS")
         .arg(&options.topic)
-        .arg(">")
+        .arg(from)
         .query_async(conn)
         .await?;
     // [[stream, [entries]]] or nil
@@ -208,17 +227,22 @@ async fn fetch(
         (options.ack_deadline / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut next_claim = Instant::now();
     let mut backoff = Duration::from_millis(100);
+    let mut recover = false;
+    let mut next_move = Instant::now();
     loop {
         if *stop.borrow() || tx.is_closed() {
             return;
         }
-        let moved: redis::RedisResult<i64> = move_script
-            .key(&delayed)
-            .key(&options.topic)
-            .invoke_async(&mut conn)
-            .await;
-        if let Err(e) = moved {
-            tracing::debug!(error = %e, "redis: moving delayed messages failed");
+        if Instant::now() >= next_move {
+            next_move = Instant::now() + MOVE_EVERY;
+            let moved: redis::RedisResult<i64> = move_script
+                .key(&delayed)
+                .key(&options.topic)
+                .invoke_async(&mut conn)
+                .await;
+            if let Err(e) = moved {
+                tracing::debug!(error = %e, "redis: moving delayed messages failed");
+            }
         }
         let mut claimed = false;
         let mut entries = Vec::new();
@@ -234,12 +258,18 @@ async fn fetch(
             }
         }
         if entries.is_empty() {
-            match read_new(&mut blocking, options, block).await {
+            let from = if recover { "0" } else { ">" };
+            match read_group(&mut blocking, options, block, from).await {
                 Ok(found) => {
                     backoff = Duration::from_millis(100);
+                    if recover {
+                        recover = false;
+                        claimed = !found.is_empty();
+                    }
                     entries = found;
                 }
                 Err(e) => {
+                    recover = true;
                     if e.code() == Some("NOGROUP") {
                         let _ = create_group(&mut conn, &options.topic, &options.group).await;
                     } else {
@@ -292,11 +322,40 @@ async fn fetch(
                 ctx.topic.clone(),
                 message,
                 channel_acker(token, settle_tx.clone()),
-            );
+            )
+            .with_backend("redis");
             tokio::select! {
                 sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
                 _ = stop.changed() => return,
             }
+        }
+    }
+}
+
+/// Send every ack waiting at once as one `XACK`.
+async fn ack_batches(
+    mut conn: ConnectionManager,
+    stream: String,
+    group: String,
+    mut rx: mpsc::UnboundedReceiver<AckRequest>,
+) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&stream).arg(&group);
+        for (entry, _) in &batch {
+            cmd.arg(&**entry);
+        }
+        let outcome: Result<()> = cmd
+            .query_async::<Value>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| redis_error(&e, "XACK"));
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(crate::Error::new(e.kind(), e.message().to_owned())),
+            });
         }
     }
 }
@@ -317,7 +376,15 @@ impl Settler<Token> for Ctx {
         let mut pipe = redis::pipe();
         pipe.atomic();
         match settlement {
-            Settlement::Ack => {}
+            Settlement::Ack => {
+                let (reply, outcome) = oneshot::channel();
+                self.acks
+                    .send((token.entry.clone(), reply))
+                    .map_err(|_| crate::Error::unavailable("Redis ack task stopped"))?;
+                return outcome
+                    .await
+                    .unwrap_or_else(|_| Err(crate::Error::unavailable("Redis ack task stopped")));
+            }
             Settlement::Nack { delay: None } => {
                 xadd(&mut pipe, stream, &to_fields(&token.message, attempt));
             }
