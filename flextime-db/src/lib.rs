@@ -10,7 +10,7 @@
 //! Deletes leave a tombstone (`deleted_at`, no data) that the feed carries.
 //!
 //! - [`Adapter::get`], [`Adapter::get_many`], [`Adapter::upsert`] (with an
-//!   [`Expect`] precondition: a mismatch is an [`ErrorKind::Conflict`]
+//!   [`Expect`] precondition: a mismatch is an [`ErrorKind::Conflict`](flextime_core::ErrorKind::Conflict)
 //!   error), [`Adapter::upsert_batch`] (one transaction or one atomic
 //!   script), [`Adapter::delete`] (a tombstone), and [`Adapter::write`]
 //!   for an atomic mix of writes across collections.
@@ -18,7 +18,7 @@
 //!   order, tombstones included. Writers to one collection take its change
 //!   counter inside their transaction, so sequence numbers become visible in
 //!   order and a reader never skips a change committed late.
-//!   [`feed::CollectionFeed`] makes a collection a core [`Source`] and
+//!   [`feed::CollectionFeed`] makes a collection a core [`Source`](flextime_core::Source) and
 //!   [`Sink`](flextime_core::Sink).
 //! - Key-value entries with TTL and compare-and-set ([`Adapter::kv_get`],
 //!   [`Adapter::kv_set`], [`Adapter::kv_compare_and_set`]).
