@@ -1,8 +1,17 @@
 //! # flextime-db
 //!
-//! One record-store [`Adapter`] over SQLite, PostgreSQL, MySQL/MariaDB and
-//! Redis, and the library's own durable stores built once on top of it
-//! ([`stores`]).
+//! One record-store [`Adapter`] over SQLite, PostgreSQL, MySQL/MariaDB,
+//! MongoDB and Redis, and the library's own durable stores built once on top
+//! of it ([`stores`]).
+//!
+//! | feature | backend | module |
+//! |---|---|---|
+//! | `sqlite` (default) | embedded SQLite, file or memory, WAL | `sqlite` |
+//! | `postgres` | PostgreSQL (sqlx, JSONB, UNNEST batches, LISTEN/NOTIFY) | `postgres` |
+//! | `mysql` | MySQL / MariaDB (sqlx) | `mysql` |
+//! | `mongodb` | MongoDB (official driver; tested against a wire-protocol surrogate) | `mongodb` |
+//! | `redis` | Redis (hashes, sorted-set change index, Lua scripts) | `redis` |
+//! | `conformance` | the conformance suite, public | `conformance` |
 //!
 //! An adapter keeps named collections of JSON records keyed by id. Every
 //! record has a per-record `version` (1, 2, 3 ...), an `updated_at`, and a

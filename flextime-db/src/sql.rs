@@ -10,7 +10,7 @@ use flextime_core::{Error, ErrorKind, Result};
 use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
 
 use crate::common::{RowWrite, group, in_order, plan};
-use crate::{WriteOp, Written};
+use crate::{Expect, WriteOp, Written};
 
 /// Map a sqlx error to a core error of the right kind, without echoing any
 /// connection string.
@@ -149,6 +149,21 @@ pub(crate) trait RowStore: Send {
     ) -> Result<HashMap<String, (u64, bool)>>;
     /// Write the final rows (insert or replace).
     async fn store(&mut self, collection: &str, rows: &[RowWrite]) -> Result<()>;
+    /// Fast path for writes without preconditions to distinct ids: insert or
+    /// replace `rows` (whose `version` is ignored) in one statement, the
+    /// server computing each new version (old + 1, or 1), and return
+    /// id -> version. `None` when the backend has no such statement.
+    async fn store_unchecked(
+        &mut self,
+        _collection: &str,
+        _rows: &[RowWrite],
+    ) -> Result<Option<HashMap<String, u64>>> {
+        Ok(None)
+    }
+    /// Whether [`RowStore::store_unchecked`] is implemented.
+    fn has_unchecked(&self) -> bool {
+        false
+    }
 }
 
 /// The write algorithm, inside a transaction the caller owns. Counters are
@@ -168,13 +183,28 @@ pub(crate) async fn apply_ops<S: RowStore + ?Sized>(
         let mut ids: Vec<&str> = ops.iter().map(|(_, op)| op.id()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let existing = store.existing(&collection, &ids).await?;
+        let unchecked = store.has_unchecked()
+            && ids.len() == ops.len()
+            && ops.iter().all(|(_, op)| op.precondition() == Expect::Any);
+        let existing = if unchecked {
+            HashMap::new()
+        } else {
+            store.existing(&collection, &ids).await?
+        };
         let (rows, out) = plan(&collection, ops, &existing, base, now)?;
-        planned.push((collection, rows, out));
+        planned.push((collection, rows, out, unchecked));
     }
     let mut parts = Vec::with_capacity(n);
-    for (collection, rows, out) in planned {
-        store.store(&collection, &rows).await?;
+    for (collection, rows, mut out, unchecked) in planned {
+        if unchecked && let Some(versions) = store.store_unchecked(&collection, &rows).await? {
+            for (_, w) in &mut out {
+                w.version = versions.get(&w.id).copied().ok_or_else(|| {
+                    Error::internal(format!("no version came back for {}/{}", collection, w.id))
+                })?;
+            }
+        } else {
+            store.store(&collection, &rows).await?;
+        }
         parts.extend(out);
     }
     in_order(n, parts)

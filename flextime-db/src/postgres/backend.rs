@@ -249,6 +249,56 @@ impl RowStore for PgConnection {
             .map_err(map_err)?;
         Ok(())
     }
+
+    fn has_unchecked(&self) -> bool {
+        true
+    }
+
+    async fn store_unchecked(
+        &mut self,
+        collection: &str,
+        rows: &[RowWrite],
+    ) -> Result<Option<HashMap<String, u64>>> {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut datas = Vec::with_capacity(rows.len());
+        let mut updated = Vec::with_capacity(rows.len());
+        let mut deleted = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(row.id.as_str());
+            seqs.push(to_i64(row.seq));
+            datas.push(row.data.as_deref());
+            updated.push(row.updated_at_us);
+            deleted.push(row.deleted_at_us);
+        }
+        // One statement: upsert every row (the server bumps versions) and
+        // notify listeners once, on commit.
+        let written: Vec<(String, i64)> = sqlx::query_as(
+            "WITH ins AS ( \
+               INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) \
+               SELECT $1, u.id, 1, u.seq, u.data::jsonb, u.updated, u.deleted \
+               FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
+                 AS u(id, seq, data, updated, deleted) \
+               ON CONFLICT (collection, id) DO UPDATE SET version = ft_records.version + 1, \
+                 seq = EXCLUDED.seq, data = EXCLUDED.data, updated_at_us = EXCLUDED.updated_at_us, \
+                 deleted_at_us = EXCLUDED.deleted_at_us \
+               RETURNING id, version) \
+             SELECT ins.id, ins.version FROM ins, (SELECT pg_notify($7, $1)) AS notified",
+        )
+        .bind(collection)
+        .bind(&ids)
+        .bind(&seqs)
+        .bind(&datas)
+        .bind(&updated)
+        .bind(&deleted)
+        .bind(CHANNEL)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(map_err)?;
+        Ok(Some(
+            written.into_iter().map(|(id, v)| (id, to_u64(v))).collect(),
+        ))
+    }
 }
 
 async fn get_in(conn: &mut PgConnection, collection: &str, id: &str) -> Result<Option<Record>> {

@@ -203,6 +203,44 @@ impl RowStore for SqliteConnection {
         }
         Ok(())
     }
+
+    fn has_unchecked(&self) -> bool {
+        true
+    }
+
+    async fn store_unchecked(
+        &mut self,
+        collection: &str,
+        rows: &[RowWrite],
+    ) -> Result<Option<HashMap<String, u64>>> {
+        let mut versions = HashMap::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) ",
+            );
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(collection)
+                    .push_bind(&row.id)
+                    .push_bind(1_i64)
+                    .push_bind(to_i64(row.seq))
+                    .push_bind(row.data.as_deref())
+                    .push_bind(row.updated_at_us)
+                    .push_bind(row.deleted_at_us);
+            });
+            qb.push(
+                " ON CONFLICT (collection, id) DO UPDATE SET version = ft_records.version + 1, \
+                 seq = excluded.seq, data = excluded.data, updated_at_us = excluded.updated_at_us, \
+                 deleted_at_us = excluded.deleted_at_us RETURNING id, version",
+            );
+            let written: Vec<(String, i64)> = qb
+                .build_query_as()
+                .fetch_all(&mut *self)
+                .await
+                .map_err(map_err)?;
+            versions.extend(written.into_iter().map(|(id, v)| (id, to_u64(v))));
+        }
+        Ok(Some(versions))
+    }
 }
 
 async fn get_in(conn: &mut SqliteConnection, collection: &str, id: &str) -> Result<Option<Record>> {
@@ -310,7 +348,8 @@ impl Adapter for SqliteAdapter {
         observe(BACKEND, "changes", async {
             check_collection(collection)?;
             let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?"
+                "SELECT {RECORD_COLUMNS} FROM ft_records INDEXED BY ft_records_feed \
+                 WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?"
             ))
             .bind(collection)
             .bind(to_i64(after))
