@@ -248,6 +248,8 @@ async fn raw_lapin(url: &str, n: usize) -> Outcome {
         "x-queue-type".into(),
         AMQPValue::LongString(LongString::from(b"quorum".to_vec())),
     );
+    // as the flextime side (queue_expires_ms): bench queues expire
+    args.insert("x-expires".into(), AMQPValue::LongLongInt(600_000));
     ch.queue_declare(
         &queue,
         QueueDeclareOptions {
@@ -585,7 +587,10 @@ async fn main() {
     }
     if !wanted("rabbitmq") {
     } else if let Some(url) = env("FLEXTIME_TEST_AMQP_URL") {
-        let broker = flextime_queues::connect(&url).await.expect("rabbitmq");
+        // the bench's queues expire ten minutes after their last use
+        let broker = flextime_queues::connect(&format!("{url}?queue_expires_ms=600000"))
+            .await
+            .expect("rabbitmq");
         bench("rabbitmq", broker, n, LATENCY_SAMPLES, || {
             raw_lapin(&url, n)
         })

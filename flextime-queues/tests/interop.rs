@@ -305,9 +305,13 @@ print(json.dumps({"ok": True}))
         let Some(py) = python("flextime_to_pika") else {
             return;
         };
-        let broker = RabbitBroker::connect(RabbitConfig::from_url(&url).unwrap())
-            .await
-            .unwrap();
+        let broker = RabbitBroker::connect(
+            RabbitConfig::from_url(&url)
+                .unwrap()
+                .with_queue_expires(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
         let topic = flextime_testkit::unique_name("interop-amqp-out");
         let producer = broker.producer(ProducerOptions::default()).await.unwrap();
         let pika = start_python(&py, CONSUME, &[&url, &topic]).await;
@@ -334,9 +338,13 @@ print(json.dumps({"ok": True}))
         let Some(py) = python("pika_to_flextime") else {
             return;
         };
-        let broker = RabbitBroker::connect(RabbitConfig::from_url(&url).unwrap())
-            .await
-            .unwrap();
+        let broker = RabbitBroker::connect(
+            RabbitConfig::from_url(&url)
+                .unwrap()
+                .with_queue_expires(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
         let topic = flextime_testkit::unique_name("interop-amqp-in");
         let mut consumer = broker
             .consumer(ConsumerOptions::new(&topic, "g"))

@@ -27,6 +27,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod isolation;
+pub mod server;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -130,5 +130,7 @@ async fn through_redis_streams() {
 #[tokio::test]
 async fn through_rabbitmq() {
     let url = flextime_testkit::require_peer!(Amqp);
+    // the test's queues expire ten minutes after their last use
+    let url = format!("{url}?queue_expires_ms=600000");
     round_trip(flextime_queues::connect(&url).await.unwrap()).await;
 }

@@ -12,8 +12,8 @@ use lapin::{Channel, Connection};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    DEAD_LETTER_GROUP, amqp_error, confirm_channel, declare_group, from_amqp, open, properties,
-    publish,
+    DEAD_LETTER_GROUP, RabbitConfig, amqp_error, confirm_channel, declare_group, from_amqp, open,
+    properties, publish,
 };
 use crate::settle::{Settler, TaskConsumer, spawn_settler};
 use crate::{
@@ -41,7 +41,7 @@ struct Token {
 }
 
 struct Ctx {
-    url: String,
+    config: RabbitConfig,
     options: ConsumerOptions,
     topic: Arc<str>,
     queue: String,
@@ -50,10 +50,17 @@ struct Ctx {
 
 impl Ctx {
     async fn connect(&self) -> Result<(Connection, Channel, lapin::Consumer)> {
-        let conn = open(&self.url).await?;
+        let conn = open(&self.config.url).await?;
         let channel = confirm_channel(&conn).await?;
-        declare_group(&channel, &self.options.topic, &self.options.group).await?;
-        declare_group(&channel, &self.options.dead_letter_topic, DEAD_LETTER_GROUP).await?;
+        let expires = self.config.queue_expires;
+        declare_group(&channel, &self.options.topic, &self.options.group, expires).await?;
+        declare_group(
+            &channel,
+            &self.options.dead_letter_topic,
+            DEAD_LETTER_GROUP,
+            expires,
+        )
+        .await?;
         channel
             .basic_qos(
                 u16::try_from(self.options.prefetch).unwrap_or(u16::MAX),
@@ -84,10 +91,10 @@ impl Ctx {
 }
 
 impl RabbitConsumer {
-    pub(super) async fn start(url: String, options: ConsumerOptions) -> Result<Self> {
+    pub(super) async fn start(config: RabbitConfig, options: ConsumerOptions) -> Result<Self> {
         let queue = format!("{}.{}", options.topic, options.group);
         let ctx = Arc::new(Ctx {
-            url,
+            config,
             topic: Arc::from(options.topic.as_str()),
             queue,
             options,

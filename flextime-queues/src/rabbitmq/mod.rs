@@ -61,13 +61,13 @@ impl Broker for RabbitBroker {
 
     async fn producer(&self, options: ProducerOptions) -> Result<Box<dyn Producer>> {
         Ok(Box::new(
-            RabbitProducer::new(self.config.url.clone(), &options).await?,
+            RabbitProducer::new(self.config.clone(), &options).await?,
         ))
     }
 
     async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>> {
         Ok(Box::new(
-            RabbitConsumer::start(self.config.url.clone(), options).await?,
+            RabbitConsumer::start(self.config.clone(), options).await?,
         ))
     }
 }
@@ -103,8 +103,22 @@ fn durable() -> QueueDeclareOptions {
     }
 }
 
+/// The arguments every declared queue starts from (`x-expires`).
+fn queue_args(expires: Option<Duration>) -> FieldTable {
+    let mut args = FieldTable::default();
+    if let Some(idle) = expires {
+        let ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX).max(1);
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
+    }
+    args
+}
+
 /// Declare the topic's fanout exchange and its delay queue.
-pub(crate) async fn declare_topic(channel: &Channel, topic: &str) -> Result<()> {
+pub(crate) async fn declare_topic(
+    channel: &Channel,
+    topic: &str,
+    expires: Option<Duration>,
+) -> Result<()> {
     channel
         .exchange_declare(
             topic,
@@ -117,7 +131,7 @@ pub(crate) async fn declare_topic(channel: &Channel, topic: &str) -> Result<()> 
         )
         .await
         .map_err(|e| amqp_error(&e, "declaring an exchange"))?;
-    let mut args = FieldTable::default();
+    let mut args = queue_args(expires);
     args.insert("x-dead-letter-exchange".into(), long(topic));
     channel
         .queue_declare(&format!("{topic}.delay"), durable(), args)
@@ -127,10 +141,15 @@ pub(crate) async fn declare_topic(channel: &Channel, topic: &str) -> Result<()> 
 }
 
 /// Declare a group's queue (quorum), bound to the topic, and its retry queue.
-pub(crate) async fn declare_group(channel: &Channel, topic: &str, group: &str) -> Result<String> {
-    declare_topic(channel, topic).await?;
+pub(crate) async fn declare_group(
+    channel: &Channel,
+    topic: &str,
+    group: &str,
+    expires: Option<Duration>,
+) -> Result<String> {
+    declare_topic(channel, topic, expires).await?;
     let queue = format!("{topic}.{group}");
-    let mut args = FieldTable::default();
+    let mut args = queue_args(expires);
     args.insert("x-queue-type".into(), long("quorum"));
     channel
         .queue_declare(&queue, durable(), args)
@@ -146,7 +165,7 @@ pub(crate) async fn declare_group(channel: &Channel, topic: &str, group: &str) -
         )
         .await
         .map_err(|e| amqp_error(&e, "binding a queue"))?;
-    let mut args = FieldTable::default();
+    let mut args = queue_args(expires);
     args.insert("x-dead-letter-exchange".into(), long(""));
     args.insert("x-dead-letter-routing-key".into(), long(&queue));
     channel

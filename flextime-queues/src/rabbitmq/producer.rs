@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use lapin::{Channel, Connection};
 use tokio::sync::{Mutex, Semaphore};
 
-use super::{confirm_channel, declare_topic, open, properties, publish};
+use super::{RabbitConfig, confirm_channel, declare_topic, open, properties, publish};
 use crate::{Error, Message, Producer, ProducerOptions, Result, record_published};
 
 /// Publishes to a topic's exchange with publisher confirms; reconnects on
 /// the next send after a failure.
 pub struct RabbitProducer {
-    url: String,
+    config: RabbitConfig,
     state: Mutex<Option<State>>,
     in_flight: Arc<Semaphore>,
 }
@@ -32,9 +32,9 @@ impl std::fmt::Debug for RabbitProducer {
 }
 
 impl RabbitProducer {
-    pub(super) async fn new(url: String, options: &ProducerOptions) -> Result<Self> {
+    pub(super) async fn new(config: RabbitConfig, options: &ProducerOptions) -> Result<Self> {
         let producer = Self {
-            url,
+            config,
             state: Mutex::new(None),
             in_flight: Arc::new(Semaphore::new(options.max_in_flight)),
         };
@@ -49,7 +49,7 @@ impl RabbitProducer {
             .as_ref()
             .is_some_and(|s| s.conn.status().connected() && s.channel.status().connected());
         if !healthy {
-            let conn = open(&self.url).await?;
+            let conn = open(&self.config.url).await?;
             let channel = confirm_channel(&conn).await?;
             *state = Some(State {
                 conn,
@@ -65,7 +65,7 @@ impl RabbitProducer {
         if let Some(topic) = topic
             && !state.declared.contains(topic)
         {
-            declare_topic(&state.channel, topic).await?;
+            declare_topic(&state.channel, topic, self.config.queue_expires).await?;
             state.declared.insert(topic.to_owned());
         }
         Ok(state.channel.clone())
