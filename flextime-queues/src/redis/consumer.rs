@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     DELAY_SCRIPT, MOVE_SCRIPT, RedisConfig, delayed_key, from_fields, manager, redis_error,
-    to_fields, to_member, xadd,
+    to_member, xadd,
 };
 use crate::settle::{Settler, TaskConsumer, spawn_settler};
 use crate::{
@@ -116,21 +116,23 @@ impl Consumer for RedisConsumer {
 
 type Entry = (String, Vec<Value>);
 
-fn entries_of(value: &Value) -> Vec<Entry> {
+fn entries_of(value: Value) -> Vec<Entry> {
     let Value::Array(items) = value else {
         return Vec::new();
     };
     items
-        .iter()
+        .into_iter()
         .filter_map(|item| match item {
             Value::Array(pair) if pair.len() == 2 => {
-                let id = match &pair[0] {
-                    Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                    Value::SimpleString(s) => s.clone(),
+                let mut pair = pair.into_iter();
+                let id = match pair.next()? {
+                    Value::BulkString(b) => String::from_utf8(b)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    Value::SimpleString(s) => s,
                     _ => return None,
                 };
-                match &pair[1] {
-                    Value::Array(fields) => Some((id, fields.clone())),
+                match pair.next()? {
+                    Value::Array(fields) => Some((id, fields)),
                     _ => None,
                 }
             }
@@ -161,11 +163,13 @@ async fn read_group(
         .query_async(conn)
         .await?;
     // [[stream, [entries]]] or nil
-    Ok(match &reply {
+    Ok(match reply {
         Value::Array(streams) => streams
-            .iter()
+            .into_iter()
             .flat_map(|s| match s {
-                Value::Array(pair) if pair.len() == 2 => entries_of(&pair[1]),
+                Value::Array(pair) if pair.len() == 2 => {
+                    pair.into_iter().nth(1).map(entries_of).unwrap_or_default()
+                }
                 _ => Vec::new(),
             })
             .collect(),
@@ -187,8 +191,10 @@ async fn claim(
         .arg(options.prefetch)
         .query_async(conn)
         .await?;
-    Ok(match &reply {
-        Value::Array(parts) if parts.len() >= 2 => entries_of(&parts[1]),
+    Ok(match reply {
+        Value::Array(parts) if parts.len() >= 2 => {
+            parts.into_iter().nth(1).map(entries_of).unwrap_or_default()
+        }
         _ => Vec::new(),
     })
 }
@@ -285,7 +291,7 @@ async fn fetch(
             }
         }
         for (id, fields) in entries {
-            let (mut message, stored) = match from_fields(&fields) {
+            let (mut message, stored) = match from_fields(fields) {
                 Ok(m) => m,
                 Err(err) => {
                     tracing::warn!(entry = %id, error = %err, "redis: unreadable entry acknowledged and skipped");
@@ -386,7 +392,7 @@ impl Settler<Token> for Ctx {
                     .unwrap_or_else(|_| Err(crate::Error::unavailable("Redis ack task stopped")));
             }
             Settlement::Nack { delay: None } => {
-                xadd(&mut pipe, stream, &to_fields(&token.message, attempt));
+                xadd(&mut pipe, stream, &token.message, attempt);
             }
             Settlement::Nack { delay: Some(delay) } => {
                 let _: i64 = self
@@ -400,11 +406,7 @@ impl Settler<Token> for Ctx {
             }
             Settlement::DeadLetter { reason } => {
                 let copy = dead_letter_copy(&token.message, stream, &reason);
-                xadd(
-                    &mut pipe,
-                    &options.dead_letter_topic,
-                    &to_fields(&copy, attempt),
-                );
+                xadd(&mut pipe, &options.dead_letter_topic, &copy, attempt);
             }
         }
         pipe.cmd("XACK")

@@ -188,50 +188,66 @@ pub(crate) fn to_member(message: &Message, attempt: u32) -> Vec<u8> {
     serde_json::to_vec(&fields).unwrap_or_default()
 }
 
-fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+fn into_bytes(value: Value) -> Option<Vec<u8>> {
     match value {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         Value::Int(i) => Some(i.to_string().into_bytes()),
         _ => None,
     }
 }
 
-/// A message from stream entry fields, with the stored attempt.
-pub(crate) fn from_fields(values: &[Value]) -> Result<(Message, u32)> {
-    let mut fields: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// A message from stream entry fields (taken, not copied), with the stored
+/// attempt.
+pub(crate) fn from_fields(values: Vec<Value>) -> Result<(Message, u32)> {
+    let mut message = Message {
+        id: String::new(),
+        key: None,
+        headers: BTreeMap::new(),
+        payload: bytes::Bytes::new(),
+        timestamp: chrono::Utc::now(),
+        attempt: 0,
+    };
     let mut headers = BTreeMap::new();
-    for pair in values.chunks(2) {
-        let [k, v] = pair else { break };
-        let (Some(k), Some(v)) = (bytes_of(k), bytes_of(v)) else {
+    let mut attempt = 0;
+    let mut values = values.into_iter();
+    while let (Some(k), Some(v)) = (values.next(), values.next()) {
+        let (Some(k), Some(v)) = (into_bytes(k), into_bytes(v)) else {
             continue;
         };
-        let k = String::from_utf8_lossy(&k).into_owned();
-        if k == DELAYED_FIELD {
-            return from_member(&v);
+        match k.as_slice() {
+            b"payload" => message.payload = v.into(),
+            b"id" => message.id = into_text(v),
+            b"ts" => {
+                if let Some(ms) = std::str::from_utf8(&v).ok().and_then(|t| t.parse().ok()) {
+                    message.timestamp = from_unix_millis(ms);
+                }
+            }
+            b"attempt" => {
+                attempt = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(0);
+            }
+            b"key" => message.key = Some(into_text(v)),
+            k if k == DELAYED_FIELD.as_bytes() => return from_member(&v),
+            k => {
+                if let Some(name) = k.strip_prefix(b"h:") {
+                    headers.insert(String::from_utf8_lossy(name).into_owned(), into_text(v));
+                }
+            }
         }
-        if let Some(name) = k.strip_prefix("h:") {
-            headers.insert(name.to_owned(), String::from_utf8_lossy(&v).into_owned());
-        } else {
-            fields.insert(k, v);
-        }
     }
-    let text = |name: &str| {
-        fields
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    };
-    let mut message = Message::new(fields.get("payload").cloned().unwrap_or_default());
-    // Foreign producers may leave out everything but the payload.
-    if let Some(id) = text("id") {
-        message.id = id;
+    // Foreign producers may leave out everything but the payload: such a
+    // message gets a fresh id.
+    if message.id.is_empty() {
+        message.id = uuid::Uuid::now_v7().to_string();
     }
-    if let Some(ts) = text("ts").and_then(|t| t.parse().ok()) {
-        message.timestamp = from_unix_millis(ts);
-    }
-    message.key = text("key");
     message.headers = headers;
-    let attempt = text("attempt").and_then(|a| a.parse().ok()).unwrap_or(0);
     Ok((message, attempt))
 }
 
@@ -247,14 +263,26 @@ fn from_member(member: &[u8]) -> Result<(Message, u32)> {
         values.push(Value::BulkString(k.into_bytes()));
         values.push(Value::BulkString(v));
     }
-    from_fields(&values)
+    from_fields(values)
 }
 
-pub(crate) fn xadd(pipe: &mut redis::Pipeline, stream: &str, fields: &[(String, Vec<u8>)]) {
+/// `XADD stream * <fields of message>`, written straight into the command
+/// (the same fields as [`to_fields`], without the intermediate copies).
+pub(crate) fn xadd(pipe: &mut redis::Pipeline, stream: &str, message: &Message, attempt: u32) {
     let cmd = pipe.cmd("XADD").arg(stream).arg("*");
-    for (k, v) in fields {
-        cmd.arg(k).arg(v.as_slice());
+    cmd.arg("id")
+        .arg(message.id.as_str())
+        .arg("ts")
+        .arg(unix_millis(message.timestamp))
+        .arg("attempt")
+        .arg(attempt);
+    if let Some(key) = &message.key {
+        cmd.arg("key").arg(key.as_str());
     }
+    for (name, value) in &message.headers {
+        cmd.arg(format!("h:{name}")).arg(value.as_str());
+    }
+    cmd.arg("payload").arg(message.payload.as_ref());
 }
 
 /// `ZADD key (broker time + delay_ms) member`, on the broker's clock.

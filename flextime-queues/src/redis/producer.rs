@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use tokio::sync::Semaphore;
 
-use super::{DELAY_SCRIPT, delayed_key, redis_error, to_fields, to_member, xadd};
+use super::{DELAY_SCRIPT, delayed_key, redis_error, to_member, xadd};
 use crate::{Error, Message, Producer, ProducerOptions, Result, duration_millis, record_published};
 
 /// Sends with `XADD`; a send returns with the server's reply.
@@ -57,7 +57,7 @@ impl Producer for RedisProducer {
             let _permit = self.permits(chunk.len()).await?;
             let mut pipe = redis::pipe();
             for message in chunk {
-                xadd(&mut pipe, topic, &to_fields(message, 0));
+                xadd(&mut pipe, topic, message, 0);
             }
             let mut conn = self.conn.clone();
             let _: Vec<redis::Value> = pipe
