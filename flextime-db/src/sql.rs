@@ -317,6 +317,24 @@ where
 /// Rows per multi-row statement (bind-parameter limits).
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
+/// A record or change-log row: id, version, seq, JSON text, updated and
+/// deleted (µs).
+pub(crate) type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
+
+/// A row as a [`Record`] of `collection`.
+pub(crate) fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
+    let (id, version, seq, data, updated, deleted) = row;
+    Ok(Record {
+        collection: collection.to_owned(),
+        id,
+        version: crate::common::to_u64(version),
+        seq: crate::common::to_u64(seq),
+        data: parse_data(data)?,
+        updated_at: crate::common::from_micros(updated),
+        deleted_at: deleted.map(crate::common::from_micros),
+    })
+}
+
 /// Decode a record row's JSON text.
 pub(crate) fn parse_data(text: Option<String>) -> Result<Option<serde_json::Value>> {
     text.map(|t| {

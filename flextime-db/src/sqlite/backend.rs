@@ -14,8 +14,8 @@ use crate::common::{
     micros, observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
-    FastRow, MigrationSpec, ROWS_PER_STATEMENT, RowStore, SqlTx, map_err, order_by_ids, parse_data,
-    run_migrations, write_in_tx,
+    FastRow, MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err, order_by_ids,
+    run_migrations, to_record, write_in_tx,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
@@ -36,24 +36,9 @@ const MIGRATIONS: &[MigrationSpec] = &[
     },
 ];
 
-type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
-
 /// A record's current state: its row joined to its current change-log entry.
 const RECORD_SELECT: &str = "SELECT r.id, r.version, r.seq, c.data, r.updated_at_us, r.deleted_at_us \
      FROM ft_records r LEFT JOIN ft_changes c ON c.collection = r.collection AND c.seq = r.seq";
-
-fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
-    let (id, version, seq, data, updated, deleted) = row;
-    Ok(Record {
-        collection: collection.to_owned(),
-        id,
-        version: to_u64(version),
-        seq: to_u64(seq),
-        data: parse_data(data)?,
-        updated_at: from_micros(updated),
-        deleted_at: deleted.map(from_micros),
-    })
-}
 
 /// A record store in SQLite. Cheap to clone (the pool is shared).
 #[derive(Clone)]
