@@ -293,33 +293,39 @@ impl RowStore for PgConnection {
     ) -> Result<Option<Vec<(u64, u64)>>> {
         let ids: Vec<&str> = items.iter().map(|r| r.id.as_str()).collect();
         let datas: Vec<Option<&str>> = items.iter().map(|r| r.data.as_deref()).collect();
-        // One statement: take the counter (its row lock is held until
-        // commit, so seqs become visible in order), upsert the records with
-        // server-computed versions, append the change log, notify on commit.
+        // First the counter: its row lock is held until commit, so seqs
+        // become visible in order and no other writer of the collection
+        // changes a version until then. Under READ COMMITTED the next
+        // statement takes its snapshot after the lock was granted, so the
+        // versions it reads are current (a statement that waited for the
+        // lock itself would still read its older snapshot).
+        let count = items.len() as u64;
+        let base = self.bump(collection, count).await?.saturating_sub(count);
+        // Then one statement: number the items and look up their current
+        // versions once, upsert the records and append the change log from
+        // that row set, and notify on commit.
         let written: Vec<(i64, i64)> = sqlx::query_as(
-            "WITH c AS ( \
-               INSERT INTO ft_collections (name, seq) VALUES ($1, $4) \
-               ON CONFLICT (name) DO UPDATE SET seq = ft_collections.seq + EXCLUDED.seq \
-               RETURNING seq - $4 AS base), \
-             u AS (SELECT * FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS u(id, data, n)), \
-             r AS ( \
+            "WITH u AS MATERIALIZED ( \
+               SELECT i.n, i.id, i.data, $4 + i.n AS seq, \
+                 COALESCE((SELECT r.version FROM ft_records r WHERE r.collection = $1 AND r.id = i.id), 0) + 1 \
+                   AS version, \
+                 CASE WHEN i.data IS NULL THEN $5::int8 END AS deleted \
+               FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS i(id, data, n)), \
+             rec AS ( \
                INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
-               SELECT $1, u.id, 1, c.base + u.n, $5, CASE WHEN u.data IS NULL THEN $5::int8 END \
-               FROM u CROSS JOIN c \
-               ON CONFLICT (collection, id) DO UPDATE SET version = ft_records.version + 1, \
+               SELECT $1, u.id, u.version, u.seq, $5, u.deleted FROM u \
+               ON CONFLICT (collection, id) DO UPDATE SET version = EXCLUDED.version, \
                  seq = EXCLUDED.seq, updated_at_us = EXCLUDED.updated_at_us, \
-                 deleted_at_us = EXCLUDED.deleted_at_us \
-               RETURNING id, version, seq), \
+                 deleted_at_us = EXCLUDED.deleted_at_us), \
              l AS ( \
                INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
-               SELECT $1, r.seq, r.id, r.version, u.data::jsonb, $5, CASE WHEN u.data IS NULL THEN $5::int8 END \
-               FROM r JOIN u ON u.id = r.id) \
-             SELECT r.version, r.seq FROM r, (SELECT pg_notify($6, $1)) AS notified ORDER BY r.seq",
+               SELECT $1, u.seq, u.id, u.version, u.data::jsonb, $5, u.deleted FROM u) \
+             SELECT u.version, u.seq FROM u, (SELECT pg_notify($6, $1)) AS notified ORDER BY u.n",
         )
         .bind(collection)
         .bind(&ids)
         .bind(&datas)
-        .bind(i64::try_from(items.len()).unwrap_or(i64::MAX))
+        .bind(to_i64(base))
         .bind(now_us)
         .bind(CHANNEL)
         .fetch_all(&mut *self)

@@ -220,60 +220,66 @@ impl RowStore for SqliteConnection {
         now_us: i64,
     ) -> Result<Option<Vec<(u64, u64)>>> {
         let count = items.len() as u64;
+        // SQLite has one writer at a time: nothing changes a version
+        // between these statements of one transaction.
         let base = self.bump(collection, count).await?.saturating_sub(count);
-        let mut done: Vec<(u64, u64)> = vec![(0, 0); items.len()];
-        let mut offset = 0_u64;
+        let now = now_us;
+        // The log first, each entry's version looked up in SQL (3 binds per
+        // item)...
+        let mut offset = base;
         for chunk in items.chunks(ROWS_PER_STATEMENT) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-                "INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) ",
-            );
-            let mut n = base + offset;
+            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("WITH v(n, id, data) AS (");
+            let mut n = offset;
             qb.push_values(chunk, |mut b, row| {
                 n += 1;
-                b.push_bind(collection)
+                b.push_bind(to_i64(n))
                     .push_bind(&row.id)
-                    .push_bind(1_i64)
-                    .push_bind(to_i64(n))
-                    .push_bind(now_us)
-                    .push_bind(row.data.is_none().then_some(now_us));
+                    .push_bind(row.data.as_deref());
             });
             qb.push(
-                " ON CONFLICT (collection, id) DO UPDATE SET version = ft_records.version + 1, \
-                 seq = excluded.seq, updated_at_us = excluded.updated_at_us, \
-                 deleted_at_us = excluded.deleted_at_us RETURNING version, seq",
-            );
-            let written: Vec<(i64, i64)> = qb
-                .build_query_as()
-                .fetch_all(&mut *self)
-                .await
-                .map_err(map_err)?;
-            for (version, seq) in written {
-                let seq = to_u64(seq);
-                let slot = usize::try_from(seq.wrapping_sub(base + 1))
-                    .ok()
-                    .and_then(|i| done.get_mut(i))
-                    .ok_or_else(|| Error::internal("an upsert returned an unknown seq"))?;
-                *slot = (to_u64(version), seq);
-            }
-            offset += chunk.len() as u64;
+                ") INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
+                 SELECT ",
+            )
+            .push_bind(collection)
+            .push(
+                ", v.n, v.id, COALESCE((SELECT r.version FROM ft_records r \
+                 WHERE r.collection = ",
+            )
+            .push_bind(collection)
+            .push(" AND r.id = v.id), 0) + 1, v.data, ")
+            .push_bind(now)
+            .push(", CASE WHEN v.data IS NULL THEN ")
+            .push_bind(now)
+            .push(" END FROM v");
+            qb.build().execute(&mut *self).await.map_err(map_err)?;
+            offset = n;
         }
-        append_log(
-            self,
-            collection,
-            items
-                .iter()
-                .zip(&done)
-                .map(|(item, &(version, seq))| LogRow {
-                    seq,
-                    id: &item.id,
-                    version,
-                    data: item.data.as_deref(),
-                    updated_at_us: now_us,
-                    deleted_at_us: item.data.is_none().then_some(now_us),
-                }),
+        // ...then the records from the log, in one statement.
+        let done: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
+             SELECT collection, id, version, seq, updated_at_us, deleted_at_us FROM ft_changes \
+             WHERE collection = ?1 AND seq > ?2 AND seq <= ?3 \
+             ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, \
+               seq = excluded.seq, updated_at_us = excluded.updated_at_us, \
+               deleted_at_us = excluded.deleted_at_us \
+             RETURNING version, seq",
         )
-        .await?;
-        Ok(Some(done))
+        .bind(collection)
+        .bind(to_i64(base))
+        .bind(to_i64(base + count))
+        .fetch_all(&mut *self)
+        .await
+        .map_err(map_err)?;
+        let mut out: Vec<(u64, u64)> = vec![(0, 0); items.len()];
+        for (version, seq) in done {
+            let seq = to_u64(seq);
+            let slot = usize::try_from(seq.wrapping_sub(base + 1))
+                .ok()
+                .and_then(|i| out.get_mut(i))
+                .ok_or_else(|| Error::internal("an upsert returned an unknown seq"))?;
+            *slot = (to_u64(version), seq);
+        }
+        Ok(Some(out))
     }
 
     async fn get_record(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
@@ -545,5 +551,61 @@ impl HealthCheck for SqliteAdapter {
 
     async fn check(&self) -> HealthReport {
         HealthReport::from_result(&self.ping().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A database made by migration 1 (data in `ft_records`) keeps its
+    /// records when migration 2 moves the data into the change log.
+    #[tokio::test]
+    async fn migration_2_moves_existing_data_into_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let options = DbOptions {
+            migrate_on_connect: false,
+            ..DbOptions::default()
+        };
+        let db = SqliteAdapter::connect(&url, options).await.unwrap();
+        {
+            let mut conn = db.pool.acquire().await.unwrap();
+            run_migrations(&mut *conn, &MIGRATIONS[..1], false)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO ft_collections (name, seq) VALUES ('c', 5)")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) \
+                 VALUES ('c', 'a', 3, 4, '{\"v\":3}', 10, NULL), ('c', 'b', 2, 5, NULL, 11, 11)",
+            )
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        db.migrate().await.unwrap();
+        let a = db.get("c", "a").await.unwrap().unwrap();
+        assert_eq!((a.version, a.seq, a.data), (3, 4, Some(json!({"v": 3}))));
+        assert!(db.get("c", "b").await.unwrap().unwrap().is_deleted());
+        let feed = db.changes("c", 0, 10).await.unwrap();
+        assert_eq!(
+            feed.iter()
+                .map(|r| (r.id.as_str(), r.seq))
+                .collect::<Vec<_>>(),
+            [("a", 4), ("b", 5)]
+        );
+        let w = db
+            .upsert("c", "a", json!({"v": 4}), crate::Expect::Version(3))
+            .await
+            .unwrap();
+        assert_eq!((w.version, w.seq), (4, 6));
+        assert_eq!(
+            db.changes("c", 5, 10).await.unwrap()[0].data,
+            Some(json!({"v": 4}))
+        );
     }
 }
