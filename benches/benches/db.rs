@@ -283,15 +283,24 @@ async fn postgres(url: &str, data: &[(String, Value)]) {
         upsert("raw_copy")
     );
     let mut conn = pool.acquire().await.unwrap();
-    sqlx::query("CREATE TEMP TABLE raw_stage (id TEXT, data TEXT, seq BIGINT) ON COMMIT DELETE ROWS")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "CREATE TEMP TABLE raw_stage (id TEXT, data TEXT, seq BIGINT) ON COMMIT DELETE ROWS",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     for chunk in data.chunks(BATCH) {
         let mut csv = Vec::with_capacity(chunk.len() * 512);
         for (id, text) in texts(chunk) {
             seq += 1;
-            csv.extend_from_slice(format!("\"{}\",\"{}\",{seq}\n", id.replace('"', "\"\""), text.replace('"', "\"\"")).as_bytes());
+            csv.extend_from_slice(
+                format!(
+                    "\"{}\",\"{}\",{seq}\n",
+                    id.replace('"', "\"\""),
+                    text.replace('"', "\"\"")
+                )
+                .as_bytes(),
+            );
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
         let mut copy = tx
@@ -309,7 +318,10 @@ async fn postgres(url: &str, data: &[(String, Value)]) {
     }
     drop(conn);
     let copy = start.elapsed();
-    println!("postgres  raw UNNEST           {}", rate(data.len(), unnest));
+    println!(
+        "postgres  raw UNNEST           {}",
+        rate(data.len(), unnest)
+    );
     println!("postgres  raw COPY + upsert    {}", rate(data.len(), copy));
     let bulk = unnest.min(copy);
     report("postgres", data.len(), ours, Some((row, bulk)));
@@ -375,8 +387,9 @@ async fn mysql(url: &str, data: &[(String, Value)]) {
         let now = now_us();
         let mut tx = pool.begin().await.unwrap();
         for part in rows.chunks(500) {
-            let mut qb =
-                sqlx::QueryBuilder::<sqlx::MySql>::new(format!("INSERT INTO raw_bulk ({RAW_COLUMNS}) "));
+            let mut qb = sqlx::QueryBuilder::<sqlx::MySql>::new(format!(
+                "INSERT INTO raw_bulk ({RAW_COLUMNS}) "
+            ));
             qb.push_values(part, |mut b, (id, text)| {
                 seq += 1;
                 b.push_bind("items")
@@ -427,7 +440,11 @@ async fn redis(url: &str, data: &[(String, Value)]) {
             .await
             .unwrap();
         if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
         if next == 0 {
             break;
@@ -483,19 +500,27 @@ fn main() {
         }
         match peer("postgres", flextime_testkit::Peer::Postgres) {
             Some(url) => postgres(&url, &data).await,
-            None => println!("postgres  skipped: FLEXTIME_TEST_POSTGRES_URL is not set or not selected"),
+            None => {
+                println!("postgres  skipped: FLEXTIME_TEST_POSTGRES_URL is not set or not selected")
+            }
         }
         match peer("mysql", flextime_testkit::Peer::Mysql) {
             Some(url) => mysql(&url, &data).await,
-            None => println!("mysql     skipped: FLEXTIME_TEST_MYSQL_URL is not set or not selected"),
+            None => {
+                println!("mysql     skipped: FLEXTIME_TEST_MYSQL_URL is not set or not selected")
+            }
         }
         match peer("redis", flextime_testkit::Peer::Redis) {
             Some(url) => redis(&url, &data).await,
-            None => println!("redis     skipped: FLEXTIME_TEST_REDIS_URL is not set or not selected"),
+            None => {
+                println!("redis     skipped: FLEXTIME_TEST_REDIS_URL is not set or not selected")
+            }
         }
         match peer("mongodb", flextime_testkit::Peer::Mongodb) {
             Some(url) => mongodb(&url, &data).await,
-            None => println!("mongodb   skipped: FLEXTIME_TEST_MONGODB_URL is not set or not selected"),
+            None => {
+                println!("mongodb   skipped: FLEXTIME_TEST_MONGODB_URL is not set or not selected")
+            }
         }
     });
 }

@@ -28,7 +28,11 @@ fn check_feed(lines: &[serde_json::Value], count: u64, updated_version: u64) {
     // every change once, in order: each item's creation, then the moved
     // first item (version 2) and the cancelled last one (a tombstone)
     assert_eq!(feed.len() as u64, count + 2);
-    for (n, line) in feed.iter().take(usize::try_from(count).unwrap()).enumerate() {
+    for (n, line) in feed
+        .iter()
+        .take(usize::try_from(count).unwrap())
+        .enumerate()
+    {
         assert_eq!(line["id"], format!("item-{:04}", n + 1));
         assert_eq!(line["op"], "upsert");
     }
