@@ -501,25 +501,27 @@ fn main() {
         match peer("postgres", flextime_testkit::Peer::Postgres) {
             Some(url) => postgres(&url, &data).await,
             None => {
-                println!("postgres  skipped: FLEXTIME_TEST_POSTGRES_URL is not set or not selected")
+                println!(
+                    "postgres  skipped: FLEXTIME_TEST_POSTGRES_URL is not set or not selected"
+                );
             }
         }
         match peer("mysql", flextime_testkit::Peer::Mysql) {
             Some(url) => mysql(&url, &data).await,
             None => {
-                println!("mysql     skipped: FLEXTIME_TEST_MYSQL_URL is not set or not selected")
+                println!("mysql     skipped: FLEXTIME_TEST_MYSQL_URL is not set or not selected");
             }
         }
         match peer("redis", flextime_testkit::Peer::Redis) {
             Some(url) => redis(&url, &data).await,
             None => {
-                println!("redis     skipped: FLEXTIME_TEST_REDIS_URL is not set or not selected")
+                println!("redis     skipped: FLEXTIME_TEST_REDIS_URL is not set or not selected");
             }
         }
         match peer("mongodb", flextime_testkit::Peer::Mongodb) {
             Some(url) => mongodb(&url, &data).await,
             None => {
-                println!("mongodb   skipped: FLEXTIME_TEST_MONGODB_URL is not set or not selected")
+                println!("mongodb   skipped: FLEXTIME_TEST_MONGODB_URL is not set or not selected");
             }
         }
     });
