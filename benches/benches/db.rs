@@ -1,19 +1,27 @@
 //! flextime-db against raw sqlx on the same data, per backend.
 //!
 //! 100,000 ScheduleItems (JSON) are upserted in batches of 1,000 through the
-//! Adapter and read back through its change feed; on the SQL backends the
-//! same rows are also written with raw sqlx, once row by row (one INSERT
-//! per row, one transaction per 1,000) and once with the best raw bulk
-//! method (PostgreSQL: `INSERT .. SELECT FROM UNNEST`; SQLite and MySQL:
-//! multi-row `INSERT`, also one transaction per 1,000). The ratio printed is
-//! raw time / Flextime time (1.0 = as fast as raw).
+//! Adapter and read back through its change feed. On the SQL backends the
+//! same rows are also upserted with raw sqlx into a table of the same shape
+//! as the Adapter's record table (`collection, id, version, seq, data,
+//! updated_at_us, deleted_at_us`, primary key `(collection, id)`, the
+//! version bumped by the upsert, the seq numbered by the client): once row
+//! by row (one INSERT per row, one transaction per 1,000) and with the best
+//! raw bulk method (PostgreSQL: `INSERT .. SELECT FROM UNNEST .. ON
+//! CONFLICT`, and `COPY` into a staging table then `INSERT .. SELECT .. ON
+//! CONFLICT`, the faster of the two counts; SQLite and MySQL: multi-row
+//! `INSERT .. ON CONFLICT / ON DUPLICATE KEY`), one transaction per 1,000.
+//! The raw side keeps no change log and no change counter; the Adapter
+//! writes one log entry per change and takes the collection's counter in
+//! each transaction. The ratio printed is raw time / Flextime time (1.0 =
+//! as fast as raw).
 //!
 //! SQLite always runs (a temporary file); PostgreSQL, MySQL, Redis and
 //! MongoDB run when their `FLEXTIME_TEST_*_URL` is set. Each run works in a
-//! fresh schema / database / key prefix and drops it afterwards (Redis and
-//! MongoDB data is dropped too; MongoDB, served here by a Python surrogate,
-//! gets 10,000 records). `FLEXTIME_BENCH_DB_RECORDS` overrides the
-//! record count.
+//! fresh schema / database / key prefix and drops it afterwards (MongoDB,
+//! served here by a Python surrogate, gets 10,000 records).
+//! `FLEXTIME_BENCH_DB_RECORDS` overrides the record count;
+//! `FLEXTIME_BENCH_ONLY=sqlite,postgres` picks backends.
 #![allow(clippy::cast_precision_loss, clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -62,11 +70,13 @@ fn rate(n: usize, d: Duration) -> String {
 }
 
 async fn flextime_side(db: &Arc<dyn Adapter>, data: &[(String, Value)]) -> (Duration, Duration) {
+    // The Adapter takes each batch by value; a caller holding the items
+    // passes them over, so the copies are made before the clock starts
+    // (the raw side serializes straight from the borrowed items).
+    let batches: Vec<Vec<(String, Value)>> = data.chunks(BATCH).map(<[_]>::to_vec).collect();
     let start = Instant::now();
-    for chunk in data.chunks(BATCH) {
-        db.upsert_batch("items", chunk.to_vec())
-            .await
-            .expect("upsert batch");
+    for batch in batches {
+        db.upsert_batch("items", batch).await.expect("upsert batch");
     }
     let upsert = start.elapsed();
     let start = Instant::now();
@@ -88,13 +98,20 @@ fn report(backend: &str, n: usize, ours: (Duration, Duration), raw: Option<(Dura
     println!("{backend:<9} flextime change feed {}", rate(n, ours.1));
     if let Some((row, bulk)) = raw {
         println!("{backend:<9} raw row-by-row       {}", rate(n, row));
-        println!("{backend:<9} raw bulk             {}", rate(n, bulk));
+        println!("{backend:<9} raw best bulk        {}", rate(n, bulk));
         println!(
             "{backend:<9} ratio vs raw bulk (raw/flextime) {:.2}   vs row-by-row {:.2}",
             bulk.as_secs_f64() / ours.0.as_secs_f64(),
             row.as_secs_f64() / ours.0.as_secs_f64()
         );
     }
+}
+
+/// What the raw side writes per record, like the Adapter's record table.
+const RAW_COLUMNS: &str = "collection, id, version, seq, data, updated_at_us, deleted_at_us";
+
+fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
 }
 
 fn texts(chunk: &[(String, Value)]) -> Vec<(String, String)> {
@@ -113,39 +130,60 @@ async fn sqlite(data: &[(String, Value)]) {
     let pool = adapter.pool().clone();
     let db: Arc<dyn Adapter> = Arc::new(adapter);
     let ours = flextime_side(&db, data).await;
-    sqlx::query("CREATE TABLE raw_rows (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    for table in ["raw_rows", "raw_bulk"] {
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (collection TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, \
+             seq INTEGER NOT NULL, data TEXT, updated_at_us INTEGER NOT NULL, deleted_at_us INTEGER, \
+             PRIMARY KEY (collection, id)) WITHOUT ROWID"
+        ))
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("CREATE TABLE raw_bulk (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    }
+    let upsert = " ON CONFLICT (collection, id) DO UPDATE SET version = version + 1, seq = excluded.seq, \
+                  data = excluded.data, updated_at_us = excluded.updated_at_us, deleted_at_us = excluded.deleted_at_us";
     let start = Instant::now();
+    let mut seq = 0_i64;
     for chunk in data.chunks(BATCH) {
+        let now = now_us();
         let mut tx = pool.begin().await.unwrap();
         for (id, text) in texts(chunk) {
-            sqlx::query("INSERT INTO raw_rows (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data")
-                .bind(id)
-                .bind(text)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            seq += 1;
+            sqlx::query(&format!(
+                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){upsert}"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         }
         tx.commit().await.unwrap();
     }
     let row = start.elapsed();
     let start = Instant::now();
+    let mut seq = 0_i64;
     for chunk in data.chunks(BATCH) {
         let rows = texts(chunk);
+        let now = now_us();
         let mut tx = pool.begin().await.unwrap();
         for part in rows.chunks(500) {
-            let mut qb =
-                sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO raw_bulk (id, data) ");
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "INSERT INTO raw_bulk ({RAW_COLUMNS}) "
+            ));
             qb.push_values(part, |mut b, (id, text)| {
-                b.push_bind(id).push_bind(text);
+                seq += 1;
+                b.push_bind("items")
+                    .push_bind(id)
+                    .push_bind(1_i64)
+                    .push_bind(seq)
+                    .push_bind(text)
+                    .push_bind(now)
+                    .push_bind(None::<i64>);
             });
-            qb.push(" ON CONFLICT (id) DO UPDATE SET data = excluded.data");
+            qb.push(upsert);
             qb.build().execute(&mut *tx).await.unwrap();
         }
         tx.commit().await.unwrap();
@@ -170,21 +208,38 @@ async fn postgres(url: &str, data: &[(String, Value)]) {
     let pool = adapter.pool().clone();
     let db: Arc<dyn Adapter> = Arc::new(adapter);
     let ours = flextime_side(&db, data).await;
-    for table in ["raw_rows", "raw_bulk"] {
+    for table in ["raw_rows", "raw_bulk", "raw_copy"] {
         sqlx::query(&format!(
-            "CREATE TABLE {table} (id TEXT PRIMARY KEY, data JSONB NOT NULL)"
+            "CREATE TABLE {table} (collection TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL, \
+             seq BIGINT NOT NULL, data JSONB, updated_at_us BIGINT NOT NULL, deleted_at_us BIGINT, \
+             PRIMARY KEY (collection, id))"
         ))
         .execute(&pool)
         .await
         .unwrap();
     }
+    let upsert = |table: &str| {
+        format!(
+            " ON CONFLICT (collection, id) DO UPDATE SET version = {table}.version + 1, seq = EXCLUDED.seq, \
+             data = EXCLUDED.data, updated_at_us = EXCLUDED.updated_at_us, deleted_at_us = EXCLUDED.deleted_at_us"
+        )
+    };
     let start = Instant::now();
+    let mut seq = 0_i64;
+    let row_sql = format!(
+        "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', $1, 1, $2, $3::jsonb, $4, NULL){}",
+        upsert("raw_rows")
+    );
     for chunk in data.chunks(BATCH) {
+        let now = now_us();
         let mut tx = pool.begin().await.unwrap();
         for (id, text) in texts(chunk) {
-            sqlx::query("INSERT INTO raw_rows (id, data) VALUES ($1, $2::jsonb) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data")
+            seq += 1;
+            sqlx::query(&row_sql)
                 .bind(id)
+                .bind(seq)
                 .bind(text)
+                .bind(now)
                 .execute(&mut *tx)
                 .await
                 .unwrap();
@@ -193,21 +248,82 @@ async fn postgres(url: &str, data: &[(String, Value)]) {
     }
     let row = start.elapsed();
     let start = Instant::now();
+    let mut seq = 0_i64;
+    let unnest_sql = format!(
+        "INSERT INTO raw_bulk ({RAW_COLUMNS}) SELECT 'items', u.id, 1, u.seq, u.data::jsonb, $4, NULL \
+         FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(id, data, seq){}",
+        upsert("raw_bulk")
+    );
     for chunk in data.chunks(BATCH) {
         let (ids, docs): (Vec<String>, Vec<String>) = texts(chunk).into_iter().unzip();
+        let seqs: Vec<i64> = (0..ids.len())
+            .map(|_| {
+                seq += 1;
+                seq
+            })
+            .collect();
         let mut tx = pool.begin().await.unwrap();
-        sqlx::query(
-            "INSERT INTO raw_bulk (id, data) SELECT u.id, u.data::jsonb FROM UNNEST($1::text[], $2::text[]) AS u(id, data) \
-             ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-        )
-        .bind(&ids)
-        .bind(&docs)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        sqlx::query(&unnest_sql)
+            .bind(&ids)
+            .bind(&docs)
+            .bind(&seqs)
+            .bind(now_us())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
-    let bulk = start.elapsed();
+    let unnest = start.elapsed();
+    // COPY cannot upsert: copy into a staging table, then upsert from it.
+    let start = Instant::now();
+    let mut seq = 0_i64;
+    let copy_sql = format!(
+        "INSERT INTO raw_copy ({RAW_COLUMNS}) SELECT 'items', s.id, 1, s.seq, s.data::jsonb, $1, NULL \
+         FROM raw_stage s{}",
+        upsert("raw_copy")
+    );
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query(
+        "CREATE TEMP TABLE raw_stage (id TEXT, data TEXT, seq BIGINT) ON COMMIT DELETE ROWS",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for chunk in data.chunks(BATCH) {
+        let mut csv = Vec::with_capacity(chunk.len() * 512);
+        for (id, text) in texts(chunk) {
+            seq += 1;
+            csv.extend_from_slice(
+                format!(
+                    "\"{}\",\"{}\",{seq}\n",
+                    id.replace('"', "\"\""),
+                    text.replace('"', "\"\"")
+                )
+                .as_bytes(),
+            );
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let mut copy = tx
+            .copy_in_raw("COPY raw_stage (id, data, seq) FROM STDIN (FORMAT csv)")
+            .await
+            .unwrap();
+        copy.send(csv).await.unwrap();
+        copy.finish().await.unwrap();
+        sqlx::query(&copy_sql)
+            .bind(now_us())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    drop(conn);
+    let copy = start.elapsed();
+    println!(
+        "postgres  raw UNNEST           {}",
+        rate(data.len(), unnest)
+    );
+    println!("postgres  raw COPY + upsert    {}", rate(data.len(), copy));
+    let bulk = unnest.min(copy);
     report("postgres", data.len(), ours, Some((row, bulk)));
     // schema name from unique_name: [a-z0-9_]
     let _ = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -233,36 +349,58 @@ async fn mysql(url: &str, data: &[(String, Value)]) {
     let ours = flextime_side(&db, data).await;
     for table in ["raw_rows", "raw_bulk"] {
         sqlx::query(&format!(
-            "CREATE TABLE {table} (id VARCHAR(255) PRIMARY KEY, data LONGTEXT NOT NULL) ENGINE = InnoDB"
+            "CREATE TABLE {table} (collection VARCHAR(128) NOT NULL, id VARCHAR(255) NOT NULL, \
+             version BIGINT NOT NULL, seq BIGINT NOT NULL, data LONGTEXT, updated_at_us BIGINT NOT NULL, \
+             deleted_at_us BIGINT, PRIMARY KEY (collection, id)) ENGINE = InnoDB"
         ))
         .execute(&pool)
         .await
         .unwrap();
     }
+    let upsert = " ON DUPLICATE KEY UPDATE version = version + 1, seq = VALUES(seq), data = VALUES(data), \
+                  updated_at_us = VALUES(updated_at_us), deleted_at_us = VALUES(deleted_at_us)";
     let start = Instant::now();
+    let mut seq = 0_i64;
     for chunk in data.chunks(BATCH) {
+        let now = now_us();
         let mut tx = pool.begin().await.unwrap();
         for (id, text) in texts(chunk) {
-            sqlx::query("INSERT INTO raw_rows (id, data) VALUES (?, ?) ON DUPLICATE KEY UPDATE data = VALUES(data)")
-                .bind(id)
-                .bind(text)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            seq += 1;
+            sqlx::query(&format!(
+                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){upsert}"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         }
         tx.commit().await.unwrap();
     }
     let row = start.elapsed();
     let start = Instant::now();
+    let mut seq = 0_i64;
     for chunk in data.chunks(BATCH) {
         let rows = texts(chunk);
+        let now = now_us();
         let mut tx = pool.begin().await.unwrap();
         for part in rows.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<sqlx::MySql>::new("INSERT INTO raw_bulk (id, data) ");
+            let mut qb = sqlx::QueryBuilder::<sqlx::MySql>::new(format!(
+                "INSERT INTO raw_bulk ({RAW_COLUMNS}) "
+            ));
             qb.push_values(part, |mut b, (id, text)| {
-                b.push_bind(id).push_bind(text);
+                seq += 1;
+                b.push_bind("items")
+                    .push_bind(id)
+                    .push_bind(1_i64)
+                    .push_bind(seq)
+                    .push_bind(text)
+                    .push_bind(now)
+                    .push_bind(None::<i64>);
             });
-            qb.push(" ON DUPLICATE KEY UPDATE data = VALUES(data)");
+            qb.push(upsert);
             qb.build().execute(&mut *tx).await.unwrap();
         }
         tx.commit().await.unwrap();
@@ -277,7 +415,7 @@ async fn mysql(url: &str, data: &[(String, Value)]) {
 async fn redis(url: &str, data: &[(String, Value)]) {
     let prefix = format!("{}:", flextime_testkit::unique_name("ftbench"));
     let options = DbOptions {
-        key_prefix: Some(prefix),
+        key_prefix: Some(prefix.clone()),
         ..DbOptions::default()
     };
     let db: Arc<dyn Adapter> = Arc::new(
@@ -287,16 +425,32 @@ async fn redis(url: &str, data: &[(String, Value)]) {
     );
     let ours = flextime_side(&db, data).await;
     report("redis", data.len(), ours, None);
-    // Drop the records again: tombstones, then purge them.
-    let ids: Vec<String> = data.iter().map(|(id, _)| id.clone()).collect();
-    for chunk in ids.chunks(BATCH) {
-        let ops = chunk
-            .iter()
-            .map(|id| flextime_db::WriteOp::delete("items", id))
-            .collect();
-        db.write(ops).await.unwrap();
+    // Drop every key under the run's prefix.
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cursor = 0_u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
     }
-    while db.purge_tombstones("items", u64::MAX >> 12).await.unwrap() > 0 {}
 }
 
 async fn mongodb(url: &str, data: &[(String, Value)]) {
@@ -331,23 +485,44 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let only = std::env::var("FLEXTIME_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+    let peer = |name: &str, peer: flextime_testkit::Peer| {
+        if wanted(name) {
+            flextime_testkit::peer_url(peer)
+        } else {
+            None
+        }
+    };
     runtime.block_on(async {
-        sqlite(&data).await;
-        match flextime_testkit::peer_url(flextime_testkit::Peer::Postgres) {
+        if wanted("sqlite") {
+            sqlite(&data).await;
+        }
+        match peer("postgres", flextime_testkit::Peer::Postgres) {
             Some(url) => postgres(&url, &data).await,
-            None => println!("postgres  skipped: FLEXTIME_TEST_POSTGRES_URL is not set"),
+            None => {
+                println!(
+                    "postgres  skipped: FLEXTIME_TEST_POSTGRES_URL is not set or not selected"
+                );
+            }
         }
-        match flextime_testkit::peer_url(flextime_testkit::Peer::Mysql) {
+        match peer("mysql", flextime_testkit::Peer::Mysql) {
             Some(url) => mysql(&url, &data).await,
-            None => println!("mysql     skipped: FLEXTIME_TEST_MYSQL_URL is not set"),
+            None => {
+                println!("mysql     skipped: FLEXTIME_TEST_MYSQL_URL is not set or not selected");
+            }
         }
-        match flextime_testkit::peer_url(flextime_testkit::Peer::Redis) {
+        match peer("redis", flextime_testkit::Peer::Redis) {
             Some(url) => redis(&url, &data).await,
-            None => println!("redis     skipped: FLEXTIME_TEST_REDIS_URL is not set"),
+            None => {
+                println!("redis     skipped: FLEXTIME_TEST_REDIS_URL is not set or not selected");
+            }
         }
-        match flextime_testkit::peer_url(flextime_testkit::Peer::Mongodb) {
+        match peer("mongodb", flextime_testkit::Peer::Mongodb) {
             Some(url) => mongodb(&url, &data).await,
-            None => println!("mongodb   skipped: FLEXTIME_TEST_MONGODB_URL is not set"),
+            None => {
+                println!("mongodb   skipped: FLEXTIME_TEST_MONGODB_URL is not set or not selected");
+            }
         }
     });
 }

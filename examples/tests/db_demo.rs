@@ -25,9 +25,17 @@ fn check_feed(lines: &[serde_json::Value], count: u64, updated_version: u64) {
     assert_eq!(summary["upserted"], count);
     assert_eq!(summary["updated_version"], updated_version);
     assert_eq!(summary["live"], count - 1);
-    // every item once, at its latest state: the moved first item and the
-    // cancelled last one come after the untouched ones
-    assert_eq!(feed.len() as u64, count);
+    // every change once, in order: each item's creation, then the moved
+    // first item (version 2) and the cancelled last one (a tombstone)
+    assert_eq!(feed.len() as u64, count + 2);
+    for (n, line) in feed
+        .iter()
+        .take(usize::try_from(count).unwrap())
+        .enumerate()
+    {
+        assert_eq!(line["id"], format!("item-{:04}", n + 1));
+        assert_eq!(line["op"], "upsert");
+    }
     let seqs: Vec<u64> = feed.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let last = &feed[feed.len() - 1];
@@ -36,7 +44,8 @@ fn check_feed(lines: &[serde_json::Value], count: u64, updated_version: u64) {
     let moved = &feed[feed.len() - 2];
     assert_eq!(moved["id"], "item-0001");
     assert_eq!(moved["title"], "Booking 1 (moved)");
-    assert_eq!(summary["changes"], count);
+    assert_eq!(moved["version"], updated_version);
+    assert_eq!(summary["changes"], count + 2);
 }
 
 #[test]
@@ -52,14 +61,31 @@ fn sqlite_file() {
     let (code, lines, stderr) = run(&["--url", &url, "--count", "7"]);
     assert_eq!(code, 0, "{stderr}");
     check_feed(&lines, 7, 4);
-    let _ = std::fs::remove_file(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }
 
 #[test]
 fn postgres_when_available() {
+    use sqlx::Connection;
     let url = flextime_testkit::require_peer!(Postgres);
-    let collection = flextime_testkit::unique_name("db_demo");
-    let (code, lines, stderr) = run(&["--url", &url, "--collection", &collection, "--count", "4"]);
+    // A schema of its own (dropped afterwards), picked through the URL.
+    let schema = flextime_testkit::unique_name("db_demo");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin = |sql: String| {
+        let url = url.clone();
+        runtime.block_on(async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        });
+    };
+    // unique_name yields [a-z0-9_]: safe in the statement
+    admin(format!("CREATE SCHEMA \"{schema}\""));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let in_schema = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let (code, lines, stderr) = run(&["--url", &in_schema, "--count", "4"]);
+    admin(format!("DROP SCHEMA \"{schema}\" CASCADE"));
     assert_eq!(code, 0, "{stderr}");
     check_feed(&lines, 4, 2);
     assert_eq!(lines.last().unwrap()["summary"]["backend"], "postgres");

@@ -172,7 +172,8 @@ pub(crate) fn group(ops: Vec<WriteOp>) -> Result<(usize, Grouped)> {
     Ok((n, grouped))
 }
 
-/// The final state of one record after a planned write.
+/// One planned change of a record (one op of a write): a change-log entry,
+/// and, when it is the record's last change in the call, its new state.
 #[derive(Debug, Clone)]
 pub(crate) struct RowWrite {
     pub id: String,
@@ -184,13 +185,40 @@ pub(crate) struct RowWrite {
     pub deleted_at_us: Option<i64>,
 }
 
-/// Plan the writes to one collection: check every precondition against
-/// `existing` (id -> (version, deleted)) and the earlier ops of the call,
-/// number the changes `base_seq + 1 ..`, and return the final row per id
-/// plus one [`Written`] per op (tagged with its position in the call).
-/// The planned rows and the per-op results.
+/// The planned changes (one per op, in `seq` order) and the per-op results.
 pub(crate) type Planned = (Vec<RowWrite>, Vec<(usize, Written)>);
 
+/// The last change of each id among `changes` (the records' new states).
+pub(crate) fn latest(changes: &[RowWrite]) -> Vec<&RowWrite> {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
+    let mut out: Vec<&RowWrite> = Vec::with_capacity(changes.len());
+    for change in changes {
+        if let Some(&i) = index.get(change.id.as_str()) {
+            out[i] = change;
+        } else {
+            index.insert(change.id.as_str(), out.len());
+            out.push(change);
+        }
+    }
+    out
+}
+
+/// An op's JSON text (`None` for a delete), size-checked.
+pub(crate) fn op_data(op: &WriteOp) -> Result<Option<String>> {
+    match op {
+        WriteOp::Upsert { data, .. } => {
+            let text = serde_json::to_string(data)?;
+            check_value(text.len())?;
+            Ok(Some(text))
+        }
+        WriteOp::Delete { .. } => Ok(None),
+    }
+}
+
+/// Plan the writes to one collection: check every precondition against
+/// `existing` (id -> (version, deleted)) and the earlier ops of the call,
+/// number the changes `base_seq + 1 ..`, and return one change per op plus
+/// one [`Written`] per op (tagged with its position in the call).
 pub(crate) fn plan(
     collection: &str,
     ops: Vec<(usize, WriteOp)>,
@@ -199,12 +227,12 @@ pub(crate) fn plan(
     now: DateTime<Utc>,
 ) -> Result<Planned> {
     let now_us = micros(now);
-    let mut rows: Vec<RowWrite> = Vec::with_capacity(ops.len());
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(ops.len());
+    let mut changes: Vec<RowWrite> = Vec::with_capacity(ops.len());
+    let mut state: HashMap<String, (u64, bool)> = HashMap::with_capacity(ops.len());
     let mut out = Vec::with_capacity(ops.len());
     for (n, (pos, op)) in ops.into_iter().enumerate() {
-        let current = match index.get(op.id()) {
-            Some(&i) => Some((rows[i].version, rows[i].data.is_none())),
+        let current = match state.get(op.id()) {
+            Some(&s) => Some(s),
             None => existing.get(op.id()).copied(),
         };
         let expect = op.precondition();
@@ -213,15 +241,12 @@ pub(crate) fn plan(
         }
         let version = current.map_or(1, |(v, _)| v + 1);
         let seq = base_seq + n as u64 + 1;
-        let (id, data) = match op {
-            WriteOp::Upsert { id, data, .. } => {
-                let text = serde_json::to_string(&data)?;
-                check_value(text.len())?;
-                (id, Some(text))
-            }
-            WriteOp::Delete { id, .. } => (id, None),
+        let data = op_data(&op)?;
+        let id = match op {
+            WriteOp::Upsert { id, .. } | WriteOp::Delete { id, .. } => id,
         };
         let deleted = data.is_none();
+        state.insert(id.clone(), (version, deleted));
         out.push((
             pos,
             Written {
@@ -233,22 +258,16 @@ pub(crate) fn plan(
                 deleted,
             },
         ));
-        let row = RowWrite {
+        changes.push(RowWrite {
             id,
             version,
             seq,
             deleted_at_us: deleted.then_some(now_us),
             data,
             updated_at_us: now_us,
-        };
-        if let Some(&i) = index.get(&row.id) {
-            rows[i] = row;
-        } else {
-            index.insert(row.id.clone(), rows.len());
-            rows.push(row);
-        }
+        });
     }
-    Ok((rows, out))
+    Ok((changes, out))
 }
 
 pub(crate) fn conflict(
@@ -329,7 +348,17 @@ mod tests {
             ),
             (3, WriteOp::upsert("c", "b", json!(3))),
         ];
-        let (rows, out) = plan("c", ops, &existing, 10, Utc::now()).unwrap();
+        let (changes, out) = plan("c", ops, &existing, 10, Utc::now()).unwrap();
+        assert_eq!(changes.len(), 4, "one change per op");
+        assert_eq!(
+            changes
+                .iter()
+                .map(|c| (c.version, c.seq))
+                .collect::<Vec<_>>(),
+            [(4, 11), (5, 12), (6, 13), (1, 14)]
+        );
+        assert!(changes[1].data.is_none() && changes[1].deleted_at_us.is_some());
+        let rows = latest(&changes);
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].version, rows[0].seq), (6, 13));
         assert_eq!(rows[0].data.as_deref(), Some("2"));

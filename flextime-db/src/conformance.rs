@@ -26,15 +26,17 @@ use crate::feed::CollectionFeed;
 use crate::{Adapter, AdapterExt, Expect, WriteOp};
 
 /// One `#[tokio::test]` per conformance case, each with a fresh adapter
-/// from `$make` (an expression of type `impl Future<Output =
-/// Option<Arc<dyn Adapter>>>`; `None` skips).
+/// from `$make` (an expression of type `impl Future<Output = Option<F>>`
+/// where `F: Into<`[`Fixture`]`>`, such as `Arc<dyn Adapter>`; `None`
+/// skips). A [`Fixture`]'s teardown runs after the case, also when it fails.
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
             crud, version_preconditions, batch_atomicity, tombstones,
-            change_feed_order_and_resume, change_feed_with_held_transaction,
-            change_feed_concurrent_writers, kv_basics, ttl_expiry, cas_race,
+            change_feed_order_and_resume, change_feed_every_version,
+            change_feed_with_held_transaction, change_feed_concurrent_writers,
+            change_feed_concurrent_versions, kv_basics, ttl_expiry, cas_race,
             large_record, unicode_ids, injection_lookalikes, invalid_input, source_and_sink,
             store_idempotency, store_checkpoint, store_mapping, store_outbox, store_delivery_log);
     };
@@ -42,11 +44,69 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                let Some(adapter) = $make.await else { return };
-                $crate::conformance::$name(adapter).await;
+                let Some(fixture) = $make.await else { return };
+                let fixture: $crate::conformance::Fixture = fixture.into();
+                fixture.run($crate::conformance::$name).await;
             }
         )*
     };
+}
+
+/// An adapter for one case, and what to do afterwards (drop the schema,
+/// database, key prefix or file the case worked in).
+pub struct Fixture {
+    adapter: Arc<dyn Adapter>,
+    teardown: Option<futures::future::BoxFuture<'static, ()>>,
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("adapter", &self.adapter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Arc<dyn Adapter>> for Fixture {
+    fn from(adapter: Arc<dyn Adapter>) -> Self {
+        Self {
+            adapter,
+            teardown: None,
+        }
+    }
+}
+
+impl Fixture {
+    /// `adapter`, with `teardown` to run after the case.
+    pub fn new(
+        adapter: Arc<dyn Adapter>,
+        teardown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        Self {
+            adapter,
+            teardown: Some(Box::pin(teardown)),
+        }
+    }
+
+    /// Run `case`, then the teardown (also when `case` panicked, whose
+    /// panic is then resumed).
+    pub async fn run<F, Fut>(self, case: F)
+    where
+        F: FnOnce(Arc<dyn Adapter>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        use futures::FutureExt;
+        let Self { adapter, teardown } = self;
+        let outcome = std::panic::AssertUnwindSafe(case(adapter))
+            .catch_unwind()
+            .await;
+        if let Some(teardown) = teardown {
+            teardown.await;
+        }
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
@@ -193,20 +253,32 @@ pub async fn tombstones(db: Arc<dyn Adapter>) {
     let never = db.delete("t", "never-existed", Expect::Any).await.unwrap();
     assert_eq!(never.version, 1);
     let feed = db.changes("t", 0, 10).await.unwrap();
-    assert_eq!(feed.len(), 2);
-    assert!(feed.iter().all(crate::Record::is_deleted));
-    assert!(feed[0].to_change("s").is_delete());
+    assert_eq!(
+        feed.iter()
+            .map(|r| (r.id.as_str(), r.version, r.is_deleted()))
+            .collect::<Vec<_>>(),
+        [("a", 1, false), ("a", 2, true), ("never-existed", 1, true)]
+    );
+    assert_eq!(feed[0].data, Some(json!({"v": 1})));
+    assert!(feed[1].data.is_none() && feed[1].to_change("s").is_delete());
     db.upsert("t", "live", json!(1), Expect::Any).await.unwrap();
     let top = db.changes("t", 0, 10).await.unwrap().last().unwrap().seq;
     assert_eq!(db.purge_tombstones("t", top).await.unwrap(), 2);
+    // retention: every entry but the live record's current one goes
+    assert_eq!(db.prune_changes("t", top).await.unwrap(), 3);
+    assert_eq!(db.prune_changes("t", top).await.unwrap(), 0);
     let left = db.changes("t", 0, 10).await.unwrap();
     assert_eq!(
         left.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["live"]
     );
+    assert_eq!(
+        db.get("t", "live").await.unwrap().unwrap().data,
+        Some(json!(1))
+    );
 }
 
-/// The feed is in seq order, pages resume exactly, rewrites move to the end.
+/// The feed is in seq order, pages resume exactly, a rewrite is a new entry.
 pub async fn change_feed_order_and_resume(db: Arc<dyn Adapter>) {
     for i in 0..25 {
         db.upsert("feed", &format!("r{i}"), json!(i), Expect::Any)
@@ -230,10 +302,7 @@ pub async fn change_feed_order_and_resume(db: Arc<dyn Adapter>) {
             ids.push(r.id.clone());
         }
     }
-    let mut expected: Vec<String> = (0..25)
-        .filter(|i| *i != 3)
-        .map(|i| format!("r{i}"))
-        .collect();
+    let mut expected: Vec<String> = (0..25).map(|i| format!("r{i}")).collect();
     expected.push("r3".into());
     assert_eq!(ids, expected);
     assert!(db.changes("feed", cursor, 7).await.unwrap().is_empty());
@@ -243,6 +312,153 @@ pub async fn change_feed_order_and_resume(db: Arc<dyn Adapter>) {
     let tail = db.changes("feed", cursor, 7).await.unwrap();
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0].id, "late");
+}
+
+/// Every intermediate version of a record is its own entry, in order, with
+/// the data of that version; a reader resumes from any entry's seq.
+pub async fn change_feed_every_version(db: Arc<dyn Adapter>) {
+    let c = "versions";
+    for v in 1..=5 {
+        let expect = if v == 1 {
+            Expect::Absent
+        } else {
+            Expect::Version(v - 1)
+        };
+        db.upsert(c, "x", json!({"v": v}), expect).await.unwrap();
+    }
+    db.delete(c, "x", Expect::Version(5)).await.unwrap();
+    db.upsert(c, "x", json!({"v": 7}), Expect::Absent)
+        .await
+        .unwrap();
+    // a batch writing one id three times: three entries
+    db.write(vec![
+        WriteOp::upsert(c, "y", json!(1)),
+        WriteOp::upsert(c, "y", json!(2)).expect(Expect::Version(1)),
+        WriteOp::delete(c, "y"),
+    ])
+    .await
+    .unwrap();
+    let feed = db.changes(c, 0, 100).await.unwrap();
+    let seen: Vec<(&str, u64, Option<Value>)> = feed
+        .iter()
+        .map(|r| (r.id.as_str(), r.version, r.data.clone()))
+        .collect();
+    let mut expected: Vec<(&str, u64, Option<Value>)> =
+        (1..=5).map(|v| ("x", v, Some(json!({"v": v})))).collect();
+    expected.extend([
+        ("x", 6, None),
+        ("x", 7, Some(json!({"v": 7}))),
+        ("y", 1, Some(json!(1))),
+        ("y", 2, Some(json!(2))),
+        ("y", 3, None),
+    ]);
+    assert_eq!(seen, expected);
+    assert!(feed.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(feed[5].is_deleted() && feed[9].is_deleted());
+    // the current state is the last entry
+    let x = db.get(c, "x").await.unwrap().unwrap();
+    assert_eq!(
+        (x.version, x.seq, x.data),
+        (7, feed[6].seq, Some(json!({"v": 7})))
+    );
+    // resume from the middle: exactly the rest
+    let rest = db.changes(c, feed[3].seq, 100).await.unwrap();
+    assert_eq!(rest, feed[4..].to_vec());
+    let one = db.changes(c, feed[3].seq, 1).await.unwrap();
+    assert_eq!(one, feed[4..5].to_vec());
+}
+
+/// Many writers updating the same records while a reader tails the feed:
+/// the reader sees every change exactly once, each record's versions in
+/// order with nothing missing.
+pub async fn change_feed_concurrent_versions(db: Arc<dyn Adapter>) {
+    const WRITERS: u64 = 4;
+    const RECORDS: u64 = 3;
+    const ROUNDS: u64 = 15;
+    let c = "conc-versions";
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let db = Arc::clone(&db);
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut seen: Vec<crate::Record> = Vec::new();
+            let mut cursor = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = db.changes(c, cursor, 7).await.unwrap();
+                for r in &page {
+                    assert!(r.seq > cursor, "feed went backwards");
+                    cursor = r.seq;
+                }
+                let empty = page.is_empty();
+                seen.extend(page);
+                if finished && empty {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    // Each writer updates every shared record each round (unconditional
+    // upserts: the server orders them), in batches of varying shape.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let db = Arc::clone(&db);
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    let ops: Vec<WriteOp> = if round % 2 == 0 {
+                        (0..RECORDS)
+                            .map(|k| {
+                                WriteOp::upsert(c, format!("r{k}"), json!({"w": w, "round": round}))
+                            })
+                            .collect()
+                    } else {
+                        vec![WriteOp::upsert(
+                            c,
+                            format!("r{}", round % RECORDS),
+                            json!({"w": w}),
+                        )]
+                    };
+                    let mut attempt = 0;
+                    loop {
+                        match db.write(ops.clone()).await {
+                            Ok(_) => break,
+                            Err(e) if e.is_retryable() && attempt < 50 => attempt += 1,
+                            Err(e) => panic!("writer {w}: {e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    let expected_total = WRITERS * (ROUNDS.div_ceil(2) * RECORDS + ROUNDS / 2);
+    assert_eq!(
+        seen.len() as u64,
+        expected_total,
+        "changes missed or repeated"
+    );
+    let mut seqs: Vec<u64> = seen.iter().map(|r| r.seq).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), seen.len(), "an entry was seen twice");
+    for k in 0..RECORDS {
+        let id = format!("r{k}");
+        let versions: Vec<u64> = seen
+            .iter()
+            .filter(|r| r.id == id)
+            .map(|r| r.version)
+            .collect();
+        let current = db.get(c, &id).await.unwrap().unwrap().version;
+        assert_eq!(
+            versions,
+            (1..=current).collect::<Vec<_>>(),
+            "{id}: every version, in order"
+        );
+    }
 }
 
 /// A transaction holding an early sequence number open while a later writer
@@ -640,7 +856,7 @@ pub async fn source_and_sink(db: Arc<dyn Adapter>) {
         .await
         .unwrap();
     let all: Vec<Change> = batches.iter().flat_map(|b| b.changes.clone()).collect();
-    assert_eq!(all.len(), 5);
+    assert_eq!(all.len(), 6, "five upserts and the delete");
     assert_eq!(
         all.last().unwrap().key,
         ChangeKey::new("local", "synced", "e1")
@@ -654,7 +870,7 @@ pub async fn source_and_sink(db: Arc<dyn Adapter>) {
         .try_collect()
         .await
         .unwrap();
-    assert_eq!(rest.iter().map(|b| b.changes.len()).sum::<usize>(), 2);
+    assert_eq!(rest.iter().map(|b| b.changes.len()).sum::<usize>(), 3);
     let bad = feed
         .changes(Some(flextime_core::Checkpoint::new("nope")))
         .await
@@ -934,7 +1150,14 @@ pub async fn store_outbox(db: Arc<dyn Adapter>) {
         (2, true, false)
     );
     let pending = db.changes(outbox.collection(), 0, 100).await.unwrap();
-    let failed_row = pending.iter().find(|r| !r.is_deleted()).unwrap();
+    let failed_row = pending
+        .iter()
+        .find(|r| {
+            r.data
+                .as_ref()
+                .is_some_and(|d| d["payload"]["n"] == json!(2))
+        })
+        .unwrap();
     assert_eq!(outbox.attempts(&failed_row.id).await.unwrap(), 1);
     let second = outbox.relay_once(&recorder, 100).await.unwrap();
     assert_eq!((second.published, second.failed), (4, false));
@@ -946,12 +1169,12 @@ pub async fn store_outbox(db: Arc<dyn Adapter>) {
         outbox.relay_once(&recorder, 100).await.unwrap().published,
         0
     );
+    // sent rows, their tombstones and their log entries are all gone
     assert!(
         db.changes(outbox.collection(), 0, 100)
             .await
             .unwrap()
-            .iter()
-            .all(crate::Record::is_deleted)
+            .is_empty()
     );
     // one relay at a time
     outbox.append(&msg(6)).await.unwrap();
@@ -1027,7 +1250,9 @@ pub async fn store_delivery_log(db: Arc<dyn Adapter>) {
             .kind(),
         ErrorKind::NotFound
     );
-    let feed = log.since(0, 10).await.unwrap();
-    assert_eq!(feed.len(), 1);
-    assert_eq!(feed[0].1.state, DeliveryState::Succeeded);
+    // the feed carries every change of the delivery; the last is the outcome
+    let feed = log.since(0, 100).await.unwrap();
+    assert_eq!(feed.len(), recorded + 2);
+    assert!(feed.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(feed.last().unwrap().1.state, DeliveryState::Succeeded);
 }

@@ -12,6 +12,7 @@
 //! | `mongodb` | MongoDB (official driver; tested against a wire-protocol surrogate) | `mongodb` |
 //! | `redis` | Redis (hashes, sorted-set change index, Lua scripts) | `redis` |
 //! | `conformance` | the conformance suite, public | `conformance` |
+//! | `queues` | an outbox relay publisher over any flextime-queues `Producer` | `queues` |
 //!
 //! An adapter keeps named collections of JSON records keyed by id. Every
 //! record has a per-record `version` (1, 2, 3 ...), an `updated_at`, and a
@@ -23,10 +24,14 @@
 //!   error), [`Adapter::upsert_batch`] (one transaction or one atomic
 //!   script), [`Adapter::delete`] (a tombstone), and [`Adapter::write`]
 //!   for an atomic mix of writes across collections.
-//! - [`Adapter::changes`]: the records changed after a cursor, in `seq`
-//!   order, tombstones included. Writers to one collection take its change
-//!   counter inside their transaction, so sequence numbers become visible in
-//!   order and a reader never skips a change committed late.
+//! - [`Adapter::changes`]: every change after a cursor, in `seq` order: each
+//!   upsert and each delete (a tombstone) is its own entry, with the
+//!   record's version and data as of that change. The entries live in a
+//!   change log written in the same transaction (or script) as the record.
+//!   Writers to one collection take its change counter inside their
+//!   transaction and hold it until they commit, so sequence numbers become
+//!   visible in order and a reader never skips a change committed late.
+//!   [`Adapter::prune_changes`] is the explicit retention call.
 //!   [`feed::CollectionFeed`] makes a collection a core [`Source`](flextime_core::Source) and
 //!   [`Sink`](flextime_core::Sink).
 //! - Key-value entries with TTL and compare-and-set ([`Adapter::kv_get`],
@@ -92,6 +97,9 @@ pub mod sqlite;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+#[cfg(feature = "queues")]
+pub mod queues;
+
 pub use common::redact_url;
 
 /// Most operations one [`Adapter::write`] call accepts.
@@ -116,7 +124,9 @@ pub struct Record {
     pub id: String,
     /// The per-record version: 1 on creation, +1 on every write or delete.
     pub version: u64,
-    /// The change sequence number of its latest change within the collection.
+    /// The change sequence number within the collection: of the record's
+    /// latest change (from [`Adapter::get`]) or of this change (from
+    /// [`Adapter::changes`]).
     pub seq: u64,
     /// The data; `None` for a tombstone.
     pub data: Option<Value>,
@@ -412,11 +422,27 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// `Conflict` and writes nothing.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>>;
 
-    /// The records of `collection` whose latest change has `seq > after`,
-    /// in `seq` order, at most `limit` (capped at [`MAX_PAGE`]). Resume with
-    /// the last record's `seq`. A record changed twice between two reads
-    /// appears once, at its latest state.
+    /// Every change of `collection` with `seq > after`, in `seq` order, at
+    /// most `limit` (capped at [`MAX_PAGE`]): each upsert and each delete
+    /// is its own entry (a [`Record`] with the version, data and timestamps
+    /// of that change; deletes are tombstones). Resume with the last entry's
+    /// `seq`. A record written twice between two reads appears twice, once
+    /// per version. No entry is skipped when concurrent writers commit out
+    /// of order; entries removed by [`Adapter::prune_changes`] are gone.
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>>;
+
+    /// Retention of the change log: remove the entries of `collection`
+    /// with `seq <= up_to` that are no longer a record's current state;
+    /// returns how many. Prune only below every feed reader's checkpoint.
+    /// (A record's current entry stays until the record is replaced, or
+    /// purged by [`Adapter::purge_tombstones`].)
+    async fn prune_changes(&self, collection: &str, up_to: u64) -> Result<u64> {
+        let _ = (collection, up_to);
+        Err(Error::permanent(format!(
+            "the {} backend has no change-log retention",
+            self.backend()
+        )))
+    }
 
     /// Start an interactive transaction.
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
@@ -446,9 +472,9 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// Remove a key-value entry; whether a live one was there.
     async fn kv_delete(&self, key: &str) -> Result<bool>;
 
-    /// Remove the tombstones of `collection` with `seq <= up_to` for good
-    /// (compaction); returns how many. Only purge below every feed reader's
-    /// checkpoint, or readers behind it miss those deletes.
+    /// Remove the tombstones of `collection` whose delete has `seq <= up_to`
+    /// for good (their change-log entries then become prunable); returns
+    /// how many. Only purge below every feed reader's checkpoint.
     async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64>;
 
     /// Upsert one record.

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use flextime_core::{Error, ErrorKind, Result};
 use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
 
-use crate::common::{RowWrite, group, in_order, plan};
-use crate::{Expect, WriteOp, Written};
+use crate::common::{RowWrite, check_collection, check_id, group, in_order, micros, op_data, plan};
+use crate::{Expect, Record, Transaction, WriteOp, Written};
+use flextime_core::SharedClock;
 
 /// Map a sqlx error to a core error of the right kind, without echoing any
 /// connection string.
@@ -134,7 +135,8 @@ where
         .map_err(|e| Error::permanent(format!("migrations: {e}")))
 }
 
-/// The three statements a SQL backend provides for [`apply_ops`].
+/// The statements a SQL backend provides; [`apply_ops`], [`SqlTx`] and
+/// [`write_in_tx`] are written once over them.
 #[async_trait::async_trait]
 pub(crate) trait RowStore: Send {
     /// Add `n` to the collection's change counter (creating it), holding
@@ -147,71 +149,191 @@ pub(crate) trait RowStore: Send {
         collection: &str,
         ids: &[&str],
     ) -> Result<HashMap<String, (u64, bool)>>;
-    /// Write the final rows (insert or replace).
-    async fn store(&mut self, collection: &str, rows: &[RowWrite]) -> Result<()>;
-    /// Fast path for writes without preconditions to distinct ids: insert or
-    /// replace `rows` (whose `version` is ignored) in one statement, the
-    /// server computing each new version (old + 1, or 1), and return
-    /// id -> version. `None` when the backend has no such statement.
-    async fn store_unchecked(
+    /// Write `changes` (one per op, in `seq` order): every one into the
+    /// change log, and the last one of each id as the record's state.
+    async fn store(&mut self, collection: &str, changes: &[RowWrite]) -> Result<()>;
+    /// Fast path for writes without preconditions to distinct ids: take
+    /// the counter, upsert the records (the server computing each new
+    /// version: old + 1, or 1) and append the change log, in as few
+    /// statements as the backend allows; returns `(version, seq)` per
+    /// item, in item order. `None` when the backend has no fast path.
+    async fn fast_write(
         &mut self,
         _collection: &str,
-        _rows: &[RowWrite],
-    ) -> Result<Option<HashMap<String, u64>>> {
+        _items: &[FastRow],
+        _now_us: i64,
+    ) -> Result<Option<Vec<(u64, u64)>>> {
         Ok(None)
     }
-    /// Whether [`RowStore::store_unchecked`] is implemented.
-    fn has_unchecked(&self) -> bool {
+    /// Whether [`RowStore::fast_write`] is implemented.
+    fn has_fast_write(&self) -> bool {
         false
     }
+    /// One record (tombstones included) as this connection sees it.
+    async fn get_record(&mut self, collection: &str, id: &str) -> Result<Option<Record>>;
+}
+
+/// One write of the fast path: an id and its JSON text (`None`: a delete).
+#[derive(Debug)]
+pub(crate) struct FastRow {
+    pub id: String,
+    pub data: Option<String>,
 }
 
 /// The write algorithm, inside a transaction the caller owns. Counters are
-/// taken in collection-name order; preconditions are all checked before
-/// any row is written, so a `Conflict` writes nothing.
+/// taken in collection-name order (so writers cannot deadlock on them); a
+/// failed precondition returns `Conflict` and the caller rolls back.
 pub(crate) async fn apply_ops<S: RowStore + ?Sized>(
     store: &mut S,
     ops: Vec<WriteOp>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Written>> {
     let (n, grouped) = group(ops)?;
-    let mut planned = Vec::with_capacity(grouped.len());
+    let now_us = micros(now);
+    let mut parts = Vec::with_capacity(n);
     for (collection, ops) in grouped {
         let count = ops.len() as u64;
-        let top = store.bump(&collection, count).await?;
-        let base = top.saturating_sub(count);
         let mut ids: Vec<&str> = ops.iter().map(|(_, op)| op.id()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let unchecked = store.has_unchecked()
+        let fast = store.has_fast_write()
             && ids.len() == ops.len()
             && ops.iter().all(|(_, op)| op.precondition() == Expect::Any);
-        let existing = if unchecked {
-            HashMap::new()
-        } else {
-            store.existing(&collection, &ids).await?
-        };
-        let (rows, out) = plan(&collection, ops, &existing, base, now)?;
-        planned.push((collection, rows, out, unchecked));
-    }
-    let mut parts = Vec::with_capacity(n);
-    for (collection, rows, mut out, unchecked) in planned {
-        if unchecked && let Some(versions) = store.store_unchecked(&collection, &rows).await? {
-            for (_, w) in &mut out {
-                w.version = versions.get(&w.id).copied().ok_or_else(|| {
-                    Error::internal(format!("no version came back for {}/{}", collection, w.id))
-                })?;
+        if fast {
+            let items = ops
+                .iter()
+                .map(|(_, op)| {
+                    Ok(FastRow {
+                        id: op.id().to_owned(),
+                        data: op_data(op)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(done) = store.fast_write(&collection, &items, now_us).await? {
+                if done.len() != ops.len() {
+                    return Err(Error::internal(format!(
+                        "{} of {} writes to {collection} came back",
+                        done.len(),
+                        ops.len()
+                    )));
+                }
+                for ((pos, op), (version, seq)) in ops.into_iter().zip(done) {
+                    parts.push((
+                        pos,
+                        Written {
+                            collection: collection.clone(),
+                            id: op.id().to_owned(),
+                            version,
+                            seq,
+                            updated_at: now,
+                            deleted: matches!(op, WriteOp::Delete { .. }),
+                        },
+                    ));
+                }
+                continue;
             }
-        } else {
-            store.store(&collection, &rows).await?;
         }
+        let top = store.bump(&collection, count).await?;
+        let base = top.saturating_sub(count);
+        let existing = store.existing(&collection, &ids).await?;
+        let (changes, out) = plan(&collection, ops, &existing, base, now)?;
+        store.store(&collection, &changes).await?;
         parts.extend(out);
     }
     in_order(n, parts)
 }
 
+/// An open transaction of any SQL backend.
+pub(crate) struct SqlTx<DB: sqlx::Database> {
+    pub tx: sqlx::Transaction<'static, DB>,
+    pub clock: SharedClock,
+}
+
+#[async_trait::async_trait]
+impl<DB> Transaction for SqlTx<DB>
+where
+    DB: sqlx::Database,
+    DB::Connection: RowStore,
+{
+    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
+        check_collection(collection)?;
+        check_id(id)?;
+        (*self.tx).get_record(collection, id).await
+    }
+
+    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        let now = self.clock.now();
+        let mut sp = sqlx::Connection::begin(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        let written = apply_ops(&mut *sp, ops, now).await?;
+        sp.commit().await.map_err(map_err)?;
+        Ok(written)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(map_err)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.tx.rollback().await.map_err(map_err)
+    }
+}
+
+/// [`apply_ops`] in a transaction of its own. With `retry`, a transaction
+/// the server rolled back whole as a deadlock victim or serialization
+/// failure is run again (up to three times; that costs a copy of `ops`).
+pub(crate) async fn write_in_tx<DB>(
+    pool: &sqlx::Pool<DB>,
+    clock: &SharedClock,
+    ops: Vec<WriteOp>,
+    retry: bool,
+) -> Result<Vec<Written>>
+where
+    DB: sqlx::Database,
+    DB::Connection: RowStore,
+{
+    let mut attempt = 0;
+    let mut ops = Some(ops);
+    loop {
+        let now = clock.now();
+        let mut tx = pool.begin().await.map_err(map_err)?;
+        let this = if retry && attempt < 3 {
+            ops.clone().unwrap_or_default()
+        } else {
+            ops.take().unwrap_or_default()
+        };
+        match apply_ops(&mut *tx, this, now).await {
+            Ok(written) => {
+                tx.commit().await.map_err(map_err)?;
+                return Ok(written);
+            }
+            Err(e) if retry && is_deadlock(&e) && attempt < 3 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Rows per multi-row statement (bind-parameter limits).
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+/// A record or change-log row: id, version, seq, JSON text, updated and
+/// deleted (µs).
+pub(crate) type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
+
+/// A row as a [`Record`] of `collection`.
+pub(crate) fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
+    let (id, version, seq, data, updated, deleted) = row;
+    Ok(Record {
+        collection: collection.to_owned(),
+        id,
+        version: crate::common::to_u64(version),
+        seq: crate::common::to_u64(seq),
+        data: parse_data(data)?,
+        updated_at: crate::common::from_micros(updated),
+        deleted_at: deleted.map(crate::common::from_micros),
+    })
+}
 
 /// Decode a record row's JSON text.
 pub(crate) fn parse_data(text: Option<String>) -> Result<Option<serde_json::Value>> {
@@ -231,7 +353,6 @@ pub(crate) fn order_by_ids(ids: &[String], records: Vec<crate::Record>) -> Vec<c
 
 /// Whether `err` is a deadlock or serialization failure (the transaction
 /// was rolled back whole and may simply be run again).
-#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) fn is_deadlock(err: &Error) -> bool {
     err.kind() == ErrorKind::Unavailable
         && (err.message().starts_with("database error 40001")

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use flextime_db::conformance::Fixture;
 use flextime_db::mysql::MysqlAdapter;
 use flextime_db::{Adapter, DbOptions, PoolOptions};
 use sqlx::Connection;
@@ -27,7 +28,19 @@ async fn fresh_database(url: &str, prefix: &str) -> String {
     with_database(url, &name)
 }
 
-async fn make() -> Option<Arc<dyn Adapter>> {
+/// Drop a test's database (named by `unique_name`: `[a-z0-9_]`).
+async fn drop_database(url: String, db_url: String) {
+    let name = db_url.rsplit('/').next().unwrap_or_default().to_owned();
+    let mut admin = sqlx::MySqlConnection::connect(&url)
+        .await
+        .expect("admin connection");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+}
+
+async fn make() -> Option<Fixture> {
     let url = flextime_testkit::require_peer!(Mysql, None);
     let db_url = fresh_database(&url, "ftdb").await;
     let options = DbOptions {
@@ -37,11 +50,12 @@ async fn make() -> Option<Arc<dyn Adapter>> {
         },
         ..DbOptions::default()
     };
-    Some(Arc::new(
+    let db = Arc::new(
         MysqlAdapter::connect(&db_url, options)
             .await
             .expect("connect"),
-    ))
+    );
+    Some(Fixture::new(db, drop_database(url, db_url)))
 }
 
 flextime_db::conformance_tests!(make());
@@ -70,6 +84,7 @@ async fn lost_connection_is_retryable_and_the_pool_recovers() {
         }
     };
     flextime_db::conformance::lost_connection_recovers(db, kill).await;
+    drop_database(url, db_url).await;
 }
 
 #[tokio::test]
@@ -93,4 +108,5 @@ async fn connect_dispatches_on_the_scheme() {
         .unwrap();
     assert_eq!(db.backend(), "mysql");
     db.ping().await.unwrap();
+    drop_database(url, target).await;
 }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use flextime_db::conformance::Fixture;
 use flextime_db::postgres::PostgresAdapter;
+use flextime_db::stores::{OutboxEntry, OutboxMessage, OutboxPublisher, OutboxStore, Wakeup};
 use flextime_db::{Adapter, DbOptions, PoolOptions};
 
 async fn connect(url: &str, schema: &str) -> PostgresAdapter {
@@ -20,10 +22,23 @@ async fn connect(url: &str, schema: &str) -> PostgresAdapter {
         .expect("connect")
 }
 
-async fn make() -> Option<Arc<dyn Adapter>> {
+/// Drop a test's schema (its name comes from `unique_name`: `[a-z0-9_]`).
+async fn drop_schema(url: String, schema: String) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("admin connection");
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut admin)
+        .await
+        .expect("drop schema");
+}
+
+async fn make() -> Option<Fixture> {
     let url = flextime_testkit::require_peer!(Postgres, None);
     let schema = flextime_testkit::unique_name("ftdb");
-    Some(Arc::new(connect(&url, &schema).await))
+    let db = Arc::new(connect(&url, &schema).await);
+    Some(Fixture::new(db, drop_schema(url, schema)))
 }
 
 flextime_db::conformance_tests!(make());
@@ -56,6 +71,7 @@ async fn lost_connection_is_retryable_and_the_pool_recovers() {
         assert!(killed > 0, "no connection of the adapter was found");
     };
     flextime_db::conformance::lost_connection_recovers(db, kill).await;
+    drop_schema(url, app).await;
 }
 
 #[tokio::test]
@@ -72,6 +88,7 @@ async fn listen_wakes_on_commit_and_debug_hides_the_password() {
             break;
         }
     }
+    drop_schema(url.clone(), schema).await;
     let with_password = url.replacen("://", "://user:s3cr3tpw@", 1);
     let err = PostgresAdapter::connect(
         &with_password
@@ -108,7 +125,91 @@ async fn connect_dispatches_on_the_scheme() {
         schema: Some(flextime_testkit::unique_name("ftdb_connect")),
         ..DbOptions::default()
     };
+    let schema = options.schema.clone().unwrap();
     let db = flextime_db::connect(&url, options).await.unwrap();
     assert_eq!(db.backend(), "postgres");
     db.ping().await.unwrap();
+    drop_schema(url, schema).await;
+}
+
+/// Hands each published row to the test.
+struct Forward(tokio::sync::mpsc::UnboundedSender<OutboxEntry>);
+
+#[async_trait::async_trait]
+impl OutboxPublisher for Forward {
+    async fn publish(&self, entry: &OutboxEntry) -> flextime_core::Result<()> {
+        self.0
+            .send(entry.clone())
+            .map_err(|_| flextime_core::Error::unavailable("test receiver gone"))
+    }
+}
+
+/// A wake-up source that tells the test each time the relay goes idle.
+struct Observed<W> {
+    inner: W,
+    idle: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+#[async_trait::async_trait]
+impl<W: Wakeup> Wakeup for Observed<W> {
+    async fn wait(&mut self) -> flextime_core::Result<()> {
+        let _ = self.idle.send(());
+        self.inner.wait().await
+    }
+}
+
+/// With a poll interval of an hour, only the NOTIFY of the committed write
+/// can wake the relay: the message published proves it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_wakes_an_idle_relay() {
+    let url = flextime_testkit::require_peer!(Postgres);
+    let schema = flextime_testkit::unique_name("ftdb_wake");
+    let db = Arc::new(connect(&url, &schema).await);
+    let outbox = OutboxStore::new(db.clone()).with_collection("wake_outbox");
+    let listener = db.listen_to("wake_outbox").await.unwrap();
+    let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = {
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            let mut wakeup = Observed {
+                inner: listener,
+                idle: idle_tx,
+            };
+            outbox
+                .run_with_wakeup(
+                    &Forward(sent_tx),
+                    std::time::Duration::from_secs(3600),
+                    &mut wakeup,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                )
+                .await
+        })
+    };
+    let bounded = std::time::Duration::from_secs(60);
+    for n in 0..3 {
+        // the relay has done its pass and waits (it cannot poll for an hour)
+        tokio::time::timeout(bounded, idle_rx.recv())
+            .await
+            .expect("the relay never went idle")
+            .unwrap();
+        let id = outbox
+            .append(&OutboxMessage::new("t", serde_json::json!({"n": n})))
+            .await
+            .unwrap();
+        let sent = tokio::time::timeout(bounded, sent_rx.recv())
+            .await
+            .expect("the NOTIFY did not wake the relay")
+            .unwrap();
+        assert_eq!(
+            (sent.id, sent.message.payload["n"].clone()),
+            (id, serde_json::json!(n))
+        );
+    }
+    stop_tx.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+    drop_schema(url, schema).await;
 }

@@ -1,26 +1,23 @@
 //! The conformance suite against SQLite (a fresh temporary file per test).
 #![cfg(all(feature = "sqlite", feature = "conformance"))]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use flextime_db::conformance::Fixture;
 use flextime_db::sqlite::SqliteAdapter;
 use flextime_db::{Adapter, DbOptions};
 
-fn dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-}
-
-async fn make() -> Option<Arc<dyn Adapter>> {
-    let path = dir()
-        .path()
-        .join(format!("{}.db", flextime_testkit::unique_name("db")));
+/// A database file in a directory of its own, removed after the case.
+async fn make() -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("conformance.db");
     let url = format!("sqlite://{}", path.display());
-    Some(Arc::new(
+    let db = Arc::new(
         SqliteAdapter::connect(&url, DbOptions::default())
             .await
             .expect("connect"),
-    ))
+    );
+    Some(Fixture::new(db, async move { drop(dir) }))
 }
 
 flextime_db::conformance_tests!(make());

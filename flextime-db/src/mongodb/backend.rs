@@ -14,7 +14,7 @@ use mongodb::{Client, ClientSession, Collection, IndexModel};
 use super::config::MongoConfig;
 use crate::common::{
     RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, group,
-    in_order, micros, observe, page_limit, plan, to_i64, to_u64, ttl_deadline,
+    in_order, latest, micros, observe, page_limit, plan, to_i64, to_u64, ttl_deadline,
 };
 use crate::stores::part;
 use crate::{Adapter, DbOptions, KvEntry, Record, WriteOp, Written};
@@ -98,11 +98,27 @@ fn to_record(doc: &Document) -> Result<Record> {
     })
 }
 
+/// A record or change-log document.
+fn change_doc(key: String, collection: &str, r: &RowWrite) -> Document {
+    let mut d = doc! {
+        "_id": key, "c": collection, "i": &r.id, "v": to_i64(r.version),
+        "s": to_i64(r.seq), "u": r.updated_at_us,
+    };
+    if let Some(data) = &r.data {
+        d.insert("d", data.as_str());
+    }
+    if let Some(x) = r.deleted_at_us {
+        d.insert("x", x);
+    }
+    d
+}
+
 /// A record store in MongoDB. Cheap to clone.
 #[derive(Clone)]
 pub struct MongoAdapter {
     client: Client,
     records: Collection<Document>,
+    log: Collection<Document>,
     counters: Collection<Document>,
     kv: Collection<Document>,
     clock: SharedClock,
@@ -133,6 +149,7 @@ impl MongoAdapter {
         let db = client.database(&config.database);
         let adapter = Self {
             records: db.collection("ft_records"),
+            log: db.collection("ft_changes"),
             counters: db.collection("ft_collections"),
             kv: db.collection("ft_kv"),
             client,
@@ -194,7 +211,8 @@ impl MongoAdapter {
             parts.extend(out);
             planned.push((collection, rows));
         }
-        for (collection, rows) in planned {
+        for (collection, changes) in planned {
+            let rows = latest(&changes);
             let keys: Vec<String> = rows
                 .iter()
                 .map(|r| record_key(&collection, &r.id))
@@ -207,22 +225,20 @@ impl MongoAdapter {
             let docs: Vec<Document> = rows
                 .iter()
                 .zip(keys)
-                .map(|(r, key)| {
-                    let mut d = doc! {
-                        "_id": key, "c": &collection, "i": &r.id, "v": to_i64(r.version),
-                        "s": to_i64(r.seq), "u": r.updated_at_us,
-                    };
-                    if let Some(data) = &r.data {
-                        d.insert("d", data.as_str());
-                    }
-                    if let Some(x) = r.deleted_at_us {
-                        d.insert("x", x);
-                    }
-                    d
-                })
+                .map(|(r, key)| change_doc(key, &collection, r))
                 .collect();
             self.records
                 .insert_many(docs)
+                .session(&mut *session)
+                .await
+                .map_err(map_err)?;
+            // Every change into the log, in the same transaction.
+            let entries: Vec<Document> = changes
+                .iter()
+                .map(|r| change_doc(format!("{}{}", part(&collection), r.seq), &collection, r))
+                .collect();
+            self.log
+                .insert_many(entries)
                 .session(&mut *session)
                 .await
                 .map_err(map_err)?;
@@ -272,6 +288,19 @@ impl Adapter for MongoAdapter {
                 .name("ft_records_feed".to_owned())
                 .build();
             self.records
+                .create_index(
+                    IndexModel::builder()
+                        .keys(doc! {"c": 1, "s": 1})
+                        .options(unique)
+                        .build(),
+                )
+                .await
+                .map_err(map_err)?;
+            let unique = IndexOptions::builder()
+                .unique(true)
+                .name("ft_changes_feed".to_owned())
+                .build();
+            self.log
                 .create_index(
                     IndexModel::builder()
                         .keys(doc! {"c": 1, "s": 1})
@@ -357,7 +386,7 @@ impl Adapter for MongoAdapter {
         observe(BACKEND, "changes", async {
             check_collection(collection)?;
             let docs: Vec<Document> = self
-                .records
+                .log
                 .find(doc! {"c": collection, "s": {"$gt": to_i64(after)}})
                 .sort(doc! {"s": 1})
                 .limit(i64::try_from(page_limit(limit)).unwrap_or(1))
@@ -379,6 +408,30 @@ impl Adapter for MongoAdapter {
                 .delete_many(
                     doc! {"c": collection, "s": {"$lte": to_i64(up_to)}, "x": {"$ne": null}},
                 )
+                .await
+                .map_err(map_err)?;
+            Ok(done.deleted_count)
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "prune", async {
+            check_collection(collection)?;
+            // Keep the entries that are a record's current state.
+            let current: Vec<Document> = self
+                .records
+                .find(doc! {"c": collection, "s": {"$lte": to_i64(up_to)}})
+                .projection(doc! {"s": 1})
+                .await
+                .map_err(map_err)?
+                .try_collect()
+                .await
+                .map_err(map_err)?;
+            let keep: Vec<i64> = current.iter().map(|d| int(d, "s")).collect();
+            let done = self
+                .log
+                .delete_many(doc! {"c": collection, "s": {"$lte": to_i64(up_to), "$nin": keep}})
                 .await
                 .map_err(map_err)?;
             Ok(done.deleted_count)

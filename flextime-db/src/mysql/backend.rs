@@ -10,42 +10,37 @@ use sqlx::{Executor, MySql, QueryBuilder};
 
 use super::config::MysqlConfig;
 use crate::common::{
-    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, micros,
-    observe, page_limit, to_i64, to_u64, ttl_deadline,
+    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, latest,
+    micros, observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
-    MigrationSpec, ROWS_PER_STATEMENT, RowStore, apply_ops, is_deadlock, map_err, order_by_ids,
-    parse_data, run_migrations,
+    MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err, order_by_ids,
+    run_migrations, to_record, write_in_tx,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
 const BACKEND: &str = "mysql";
 
-const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 1,
-    description: "records_kv",
-    sql: include_str!("migrations/0001_records_kv.sql"),
-    destructive: false,
-}];
+const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 1,
+        description: "records_kv",
+        sql: include_str!("migrations/0001_records_kv.sql"),
+        destructive: false,
+    },
+    MigrationSpec {
+        version: 2,
+        description: "change_log",
+        sql: include_str!("migrations/0002_change_log.sql"),
+        destructive: false,
+    },
+];
 
-type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
-
-/// Binary-collated text reads back as VARBINARY; convert it for decoding.
-const RECORD_COLUMNS: &str = "CONVERT(id USING utf8mb4), version, seq, CONVERT(data USING utf8mb4), \
-                              updated_at_us, deleted_at_us";
-
-fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
-    let (id, version, seq, data, updated, deleted) = row;
-    Ok(Record {
-        collection: collection.to_owned(),
-        id,
-        version: to_u64(version),
-        seq: to_u64(seq),
-        data: parse_data(data)?,
-        updated_at: from_micros(updated),
-        deleted_at: deleted.map(from_micros),
-    })
-}
+/// A record's current state: its row joined to its current change-log
+/// entry. Binary-collated text reads back as VARBINARY; convert it for decoding.
+const RECORD_SELECT: &str = "SELECT CONVERT(r.id USING utf8mb4), r.version, r.seq, \
+     CONVERT(c.data USING utf8mb4), r.updated_at_us, r.deleted_at_us \
+     FROM ft_records r LEFT JOIN ft_changes c ON c.collection = r.collection AND c.seq = r.seq";
 
 /// A record store in MySQL or MariaDB. Cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -130,10 +125,9 @@ impl MysqlAdapter {
         let mut out = Vec::with_capacity(ids.len());
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(format!(
-                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = "
-            ));
-            qb.push_bind(collection).push(" AND id IN (");
+            let mut qb: QueryBuilder<'_, MySql> =
+                QueryBuilder::new(format!("{RECORD_SELECT} WHERE r.collection = "));
+            qb.push_bind(collection).push(" AND r.id IN (");
             let mut sep = qb.separated(", ");
             for id in chunk {
                 sep.push_bind(id);
@@ -203,73 +197,53 @@ impl RowStore for MySqlConnection {
         Ok(out)
     }
 
-    async fn store(&mut self, collection: &str, rows: &[RowWrite]) -> Result<()> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    async fn store(&mut self, collection: &str, changes: &[RowWrite]) -> Result<()> {
+        for chunk in latest(changes).chunks(ROWS_PER_STATEMENT) {
             let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(
-                "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) ",
+                "INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) ",
             );
             qb.push_values(chunk, |mut b, row| {
                 b.push_bind(collection)
                     .push_bind(&row.id)
                     .push_bind(to_i64(row.version))
                     .push_bind(to_i64(row.seq))
-                    .push_bind(row.data.as_deref())
                     .push_bind(row.updated_at_us)
                     .push_bind(row.deleted_at_us);
             });
             qb.push(
                 " ON DUPLICATE KEY UPDATE version = VALUES(version), seq = VALUES(seq), \
-                 data = VALUES(data), updated_at_us = VALUES(updated_at_us), \
-                 deleted_at_us = VALUES(deleted_at_us)",
+                 updated_at_us = VALUES(updated_at_us), deleted_at_us = VALUES(deleted_at_us)",
             );
+            qb.build().execute(&mut *self).await.map_err(map_err)?;
+        }
+        for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(
+                "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) ",
+            );
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(collection)
+                    .push_bind(to_i64(row.seq))
+                    .push_bind(&row.id)
+                    .push_bind(to_i64(row.version))
+                    .push_bind(row.data.as_deref())
+                    .push_bind(row.updated_at_us)
+                    .push_bind(row.deleted_at_us);
+            });
             qb.build().execute(&mut *self).await.map_err(map_err)?;
         }
         Ok(())
     }
-}
 
-async fn get_in(conn: &mut MySqlConnection, collection: &str, id: &str) -> Result<Option<Record>> {
-    check_collection(collection)?;
-    check_id(id)?;
-    let row: Option<RecordRow> = sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = ? AND id = ?"
-    ))
-    .bind(collection)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
-    row.map(|r| to_record(collection, r)).transpose()
-}
-
-/// An open SQLite transaction.
-struct MysqlTx {
-    tx: sqlx::Transaction<'static, MySql>,
-    clock: SharedClock,
-}
-
-#[async_trait::async_trait]
-impl Transaction for MysqlTx {
-    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
-        get_in(&mut self.tx, collection, id).await
-    }
-
-    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        let now = self.clock.now();
-        let mut sp = sqlx::Connection::begin(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
-        let written = apply_ops(&mut *sp, ops, now).await?;
-        sp.commit().await.map_err(map_err)?;
-        Ok(written)
-    }
-
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(map_err)
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<()> {
-        self.tx.rollback().await.map_err(map_err)
+    async fn get_record(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
+        let row: Option<RecordRow> = sqlx::query_as(&format!(
+            "{RECORD_SELECT} WHERE r.collection = ? AND r.id = ?"
+        ))
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| to_record(collection, r)).transpose()
     }
 }
 
@@ -304,8 +278,10 @@ impl Adapter for MysqlAdapter {
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
         observe(BACKEND, "get", async {
+            check_collection(collection)?;
+            check_id(id)?;
             let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            get_in(&mut conn, collection, id).await
+            conn.get_record(collection, id).await
         })
         .await
     }
@@ -319,33 +295,25 @@ impl Adapter for MysqlAdapter {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        observe(BACKEND, "write", async {
-            let mut attempt = 0;
-            loop {
-                let now = self.clock.now();
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
-                match apply_ops(&mut *tx, ops.clone(), now).await {
-                    Ok(written) => {
-                        tx.commit().await.map_err(map_err)?;
-                        return Ok(written);
-                    }
-                    // InnoDB picked this transaction as a deadlock victim
-                    // (its locking reads can meet a user transaction's
-                    // locks): it was rolled back whole, so run it again.
-                    Err(e) if is_deadlock(&e) && attempt < 3 => attempt += 1,
-                    Err(e) => return Err(e),
-                }
-            }
-        })
+        // InnoDB may pick a write as a deadlock victim (its locking reads
+        // can meet a user transaction's locks): it was rolled back whole,
+        // so it is run again.
+        observe(
+            BACKEND,
+            "write",
+            write_in_tx(&self.pool, &self.clock, ops, true),
+        )
         .await
     }
 
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
         observe(BACKEND, "changes", async {
             check_collection(collection)?;
-            let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?"
-            ))
+            let rows: Vec<RecordRow> = sqlx::query_as(
+                "SELECT CONVERT(id USING utf8mb4), version, seq, CONVERT(data USING utf8mb4), \
+                 updated_at_us, deleted_at_us FROM ft_changes \
+                 WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?",
+            )
             .bind(collection)
             .bind(to_i64(after))
             .bind(to_i64(page_limit(limit) as u64))
@@ -359,7 +327,7 @@ impl Adapter for MysqlAdapter {
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         let tx = self.pool.begin().await.map_err(map_err)?;
-        Ok(Box::new(MysqlTx {
+        Ok(Box::new(SqlTx {
             tx,
             clock: self.clock.clone(),
         }))
@@ -374,6 +342,24 @@ impl Adapter for MysqlAdapter {
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "prune", async {
+            check_collection(collection)?;
+            let done = sqlx::query(
+                "DELETE FROM ft_changes WHERE collection = ? AND seq <= ? AND NOT EXISTS ( \
+                   SELECT 1 FROM ft_records r WHERE r.collection = ft_changes.collection \
+                   AND r.id = ft_changes.id AND r.seq = ft_changes.seq)",
+            )
+            .bind(collection)
+            .bind(to_i64(up_to))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
             Ok(done.rows_affected())
         })
         .await

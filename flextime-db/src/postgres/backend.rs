@@ -5,16 +5,16 @@ use std::fmt;
 use std::time::Duration;
 
 use flextime_core::{HealthCheck, HealthReport, Result, SharedClock};
-use sqlx::Postgres;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 
 use super::config::PostgresConfig;
 use crate::common::{
-    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, micros,
-    observe, page_limit, to_i64, to_u64, ttl_deadline,
+    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, latest,
+    micros, observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
-    MigrationSpec, RowStore, apply_ops, map_err, order_by_ids, parse_data, run_migrations,
+    FastRow, MigrationSpec, RecordRow, RowStore, SqlTx, map_err, order_by_ids, run_migrations,
+    to_record, write_in_tx,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
@@ -23,29 +23,24 @@ const BACKEND: &str = "postgres";
 /// The channel every write notifies, with the collection name as payload.
 pub const CHANNEL: &str = "flextime_changes";
 
-const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 1,
-    description: "records_kv",
-    sql: include_str!("migrations/0001_records_kv.sql"),
-    destructive: false,
-}];
+const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 1,
+        description: "records_kv",
+        sql: include_str!("migrations/0001_records_kv.sql"),
+        destructive: false,
+    },
+    MigrationSpec {
+        version: 2,
+        description: "change_log",
+        sql: include_str!("migrations/0002_change_log.sql"),
+        destructive: false,
+    },
+];
 
-type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
-
-const RECORD_COLUMNS: &str = "id, version, seq, data::text, updated_at_us, deleted_at_us";
-
-fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
-    let (id, version, seq, data, updated, deleted) = row;
-    Ok(Record {
-        collection: collection.to_owned(),
-        id,
-        version: to_u64(version),
-        seq: to_u64(seq),
-        data: parse_data(data)?,
-        updated_at: from_micros(updated),
-        deleted_at: deleted.map(from_micros),
-    })
-}
+/// A record's current state: its row joined to its current change-log entry.
+const RECORD_SELECT: &str = "SELECT r.id, r.version, r.seq, c.data::text, r.updated_at_us, r.deleted_at_us \
+     FROM ft_records r LEFT JOIN ft_changes c ON c.collection = r.collection AND c.seq = r.seq";
 
 /// A record store in PostgreSQL. Cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -113,7 +108,22 @@ impl PostgresAdapter {
             .await
             .map_err(map_err)?;
         listener.listen(CHANNEL).await.map_err(map_err)?;
-        Ok(ChangeListener { listener })
+        Ok(ChangeListener {
+            listener,
+            only: None,
+        })
+    }
+
+    /// A listener woken only by committed writes to `collection`; as a
+    /// [`Wakeup`](crate::stores::Wakeup) it wakes an outbox relay
+    /// ([`OutboxStore::run_with_wakeup`](crate::stores::OutboxStore::run_with_wakeup))
+    /// or a feed reader as soon as a write commits. Listening starts before
+    /// this returns, so a write committed after it is never missed.
+    pub async fn listen_to(&self, collection: &str) -> Result<ChangeListener> {
+        check_collection(collection)?;
+        let mut listener = self.listen().await?;
+        listener.only = Some(collection.to_owned());
+        Ok(listener)
     }
 
     /// The underlying pool, for queries of your own.
@@ -136,7 +146,7 @@ impl PostgresAdapter {
 
     async fn fetch_records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
         let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-            "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = $1 AND id = ANY($2)"
+            "{RECORD_SELECT} WHERE r.collection = $1 AND r.id = ANY($2)"
         ))
         .bind(collection)
         .bind(ids)
@@ -154,6 +164,7 @@ impl PostgresAdapter {
 /// Wakes up after committed writes; see [`PostgresAdapter::listen`].
 pub struct ChangeListener {
     listener: PgListener,
+    only: Option<String>,
 }
 
 impl fmt::Debug for ChangeListener {
@@ -164,9 +175,23 @@ impl fmt::Debug for ChangeListener {
 
 impl ChangeListener {
     /// Wait for the next notification; returns the written collection.
+    /// (With [`PostgresAdapter::listen_to`], only that collection's.) If the
+    /// listening connection is lost it reconnects; notifications sent in
+    /// between are lost, so keep a polling fallback.
     pub async fn recv(&mut self) -> Result<String> {
-        let n = self.listener.recv().await.map_err(map_err)?;
-        Ok(n.payload().to_owned())
+        loop {
+            let n = self.listener.recv().await.map_err(map_err)?;
+            if self.only.as_deref().is_none_or(|c| c == n.payload()) {
+                return Ok(n.payload().to_owned());
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::stores::Wakeup for ChangeListener {
+    async fn wait(&mut self) -> Result<()> {
+        self.recv().await.map(drop)
     }
 }
 
@@ -207,142 +232,123 @@ impl RowStore for PgConnection {
             .collect())
     }
 
-    async fn store(&mut self, collection: &str, rows: &[RowWrite]) -> Result<()> {
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut versions = Vec::with_capacity(rows.len());
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut datas = Vec::with_capacity(rows.len());
-        let mut updated = Vec::with_capacity(rows.len());
-        let mut deleted = Vec::with_capacity(rows.len());
-        for row in rows {
-            ids.push(row.id.as_str());
-            versions.push(to_i64(row.version));
-            seqs.push(to_i64(row.seq));
-            datas.push(row.data.as_deref());
-            updated.push(row.updated_at_us);
-            deleted.push(row.deleted_at_us);
-        }
+    async fn store(&mut self, collection: &str, changes: &[RowWrite]) -> Result<()> {
+        let rows = latest(changes);
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let versions: Vec<i64> = rows.iter().map(|r| to_i64(r.version)).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| to_i64(r.seq)).collect();
+        let updated: Vec<i64> = rows.iter().map(|r| r.updated_at_us).collect();
+        let deleted: Vec<Option<i64>> = rows.iter().map(|r| r.deleted_at_us).collect();
+        let log_ids: Vec<&str> = changes.iter().map(|r| r.id.as_str()).collect();
+        let log_versions: Vec<i64> = changes.iter().map(|r| to_i64(r.version)).collect();
+        let log_seqs: Vec<i64> = changes.iter().map(|r| to_i64(r.seq)).collect();
+        let log_datas: Vec<Option<&str>> = changes.iter().map(|r| r.data.as_deref()).collect();
+        let log_updated: Vec<i64> = changes.iter().map(|r| r.updated_at_us).collect();
+        let log_deleted: Vec<Option<i64>> = changes.iter().map(|r| r.deleted_at_us).collect();
+        // One statement: the records' new states, every change into the
+        // log, and a notification delivered on commit.
         sqlx::query(
-            "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) \
-             SELECT $1, u.id, u.version, u.seq, u.data::jsonb, u.updated, u.deleted \
-             FROM UNNEST($2::text[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) \
-               AS u(id, version, seq, data, updated, deleted) \
-             ON CONFLICT (collection, id) DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq, \
-               data = EXCLUDED.data, updated_at_us = EXCLUDED.updated_at_us, \
-               deleted_at_us = EXCLUDED.deleted_at_us",
+            "WITH r AS ( \
+               INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
+               SELECT $1, u.id, u.version, u.seq, u.updated, u.deleted \
+               FROM UNNEST($2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
+                 AS u(id, version, seq, updated, deleted) \
+               ON CONFLICT (collection, id) DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq, \
+                 updated_at_us = EXCLUDED.updated_at_us, deleted_at_us = EXCLUDED.deleted_at_us), \
+             l AS ( \
+               INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
+               SELECT $1, u.seq, u.id, u.version, u.data::jsonb, u.updated, u.deleted \
+               FROM UNNEST($7::text[], $8::int8[], $9::int8[], $10::text[], $11::int8[], $12::int8[]) \
+                 AS u(id, version, seq, data, updated, deleted)) \
+             SELECT pg_notify($13, $1)",
         )
         .bind(collection)
         .bind(&ids)
         .bind(&versions)
         .bind(&seqs)
-        .bind(&datas)
         .bind(&updated)
         .bind(&deleted)
+        .bind(&log_ids)
+        .bind(&log_versions)
+        .bind(&log_seqs)
+        .bind(&log_datas)
+        .bind(&log_updated)
+        .bind(&log_deleted)
+        .bind(CHANNEL)
         .execute(&mut *self)
         .await
         .map_err(map_err)?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(collection)
-            .execute(&mut *self)
-            .await
-            .map_err(map_err)?;
         Ok(())
     }
 
-    fn has_unchecked(&self) -> bool {
+    fn has_fast_write(&self) -> bool {
         true
     }
 
-    async fn store_unchecked(
+    async fn fast_write(
         &mut self,
         collection: &str,
-        rows: &[RowWrite],
-    ) -> Result<Option<HashMap<String, u64>>> {
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut datas = Vec::with_capacity(rows.len());
-        let mut updated = Vec::with_capacity(rows.len());
-        let mut deleted = Vec::with_capacity(rows.len());
-        for row in rows {
-            ids.push(row.id.as_str());
-            seqs.push(to_i64(row.seq));
-            datas.push(row.data.as_deref());
-            updated.push(row.updated_at_us);
-            deleted.push(row.deleted_at_us);
-        }
-        // One statement: upsert every row (the server bumps versions) and
-        // notify listeners once, on commit.
-        let written: Vec<(String, i64)> = sqlx::query_as(
-            "WITH ins AS ( \
-               INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) \
-               SELECT $1, u.id, 1, u.seq, u.data::jsonb, u.updated, u.deleted \
-               FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
-                 AS u(id, seq, data, updated, deleted) \
-               ON CONFLICT (collection, id) DO UPDATE SET version = ft_records.version + 1, \
-                 seq = EXCLUDED.seq, data = EXCLUDED.data, updated_at_us = EXCLUDED.updated_at_us, \
-                 deleted_at_us = EXCLUDED.deleted_at_us \
-               RETURNING id, version) \
-             SELECT ins.id, ins.version FROM ins, (SELECT pg_notify($7, $1)) AS notified",
+        items: &[FastRow],
+        now_us: i64,
+    ) -> Result<Option<Vec<(u64, u64)>>> {
+        let ids: Vec<&str> = items.iter().map(|r| r.id.as_str()).collect();
+        let datas: Vec<Option<&str>> = items.iter().map(|r| r.data.as_deref()).collect();
+        // First the counter: its row lock is held until commit, so seqs
+        // become visible in order and no other writer of the collection
+        // changes a version until then. Under READ COMMITTED the next
+        // statement takes its snapshot after the lock was granted, so the
+        // versions it reads are current (a statement that waited for the
+        // lock itself would still read its older snapshot).
+        let count = items.len() as u64;
+        let base = self.bump(collection, count).await?.saturating_sub(count);
+        // Then one statement: number the items and look up their current
+        // versions once, upsert the records and append the change log from
+        // that row set, and notify on commit.
+        let written: Vec<(i64, i64)> = sqlx::query_as(
+            "WITH u AS MATERIALIZED ( \
+               SELECT i.n, i.id, i.data, $4 + i.n AS seq, \
+                 COALESCE((SELECT r.version FROM ft_records r WHERE r.collection = $1 AND r.id = i.id), 0) + 1 \
+                   AS version, \
+                 CASE WHEN i.data IS NULL THEN $5::int8 END AS deleted \
+               FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS i(id, data, n)), \
+             rec AS ( \
+               INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
+               SELECT $1, u.id, u.version, u.seq, $5, u.deleted FROM u \
+               ON CONFLICT (collection, id) DO UPDATE SET version = EXCLUDED.version, \
+                 seq = EXCLUDED.seq, updated_at_us = EXCLUDED.updated_at_us, \
+                 deleted_at_us = EXCLUDED.deleted_at_us), \
+             l AS ( \
+               INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
+               SELECT $1, u.seq, u.id, u.version, u.data::jsonb, $5, u.deleted FROM u) \
+             SELECT u.version, u.seq FROM u, (SELECT pg_notify($6, $1)) AS notified ORDER BY u.n",
         )
         .bind(collection)
         .bind(&ids)
-        .bind(&seqs)
         .bind(&datas)
-        .bind(&updated)
-        .bind(&deleted)
+        .bind(to_i64(base))
+        .bind(now_us)
         .bind(CHANNEL)
         .fetch_all(&mut *self)
         .await
         .map_err(map_err)?;
         Ok(Some(
-            written.into_iter().map(|(id, v)| (id, to_u64(v))).collect(),
+            written
+                .into_iter()
+                .map(|(v, s)| (to_u64(v), to_u64(s)))
+                .collect(),
         ))
     }
-}
 
-async fn get_in(conn: &mut PgConnection, collection: &str, id: &str) -> Result<Option<Record>> {
-    check_collection(collection)?;
-    check_id(id)?;
-    let row: Option<RecordRow> = sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = $1 AND id = $2"
-    ))
-    .bind(collection)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
-    row.map(|r| to_record(collection, r)).transpose()
-}
-
-/// An open SQLite transaction.
-struct PgTx {
-    tx: sqlx::Transaction<'static, Postgres>,
-    clock: SharedClock,
-}
-
-#[async_trait::async_trait]
-impl Transaction for PgTx {
-    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
-        get_in(&mut self.tx, collection, id).await
-    }
-
-    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        let now = self.clock.now();
-        let mut sp = sqlx::Connection::begin(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
-        let written = apply_ops(&mut *sp, ops, now).await?;
-        sp.commit().await.map_err(map_err)?;
-        Ok(written)
-    }
-
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(map_err)
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<()> {
-        self.tx.rollback().await.map_err(map_err)
+    async fn get_record(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
+        let row: Option<RecordRow> = sqlx::query_as(&format!(
+            "{RECORD_SELECT} WHERE r.collection = $1 AND r.id = $2"
+        ))
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| to_record(collection, r)).transpose()
     }
 }
 
@@ -377,8 +383,10 @@ impl Adapter for PostgresAdapter {
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
         observe(BACKEND, "get", async {
+            check_collection(collection)?;
+            check_id(id)?;
             let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            get_in(&mut conn, collection, id).await
+            conn.get_record(collection, id).await
         })
         .await
     }
@@ -392,22 +400,21 @@ impl Adapter for PostgresAdapter {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        observe(BACKEND, "write", async {
-            let now = self.clock.now();
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let written = apply_ops(&mut *tx, ops, now).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(written)
-        })
+        observe(
+            BACKEND,
+            "write",
+            write_in_tx(&self.pool, &self.clock, ops, false),
+        )
         .await
     }
 
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
         observe(BACKEND, "changes", async {
             check_collection(collection)?;
-            let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-            ))
+            let rows: Vec<RecordRow> = sqlx::query_as(
+                "SELECT id, version, seq, data::text, updated_at_us, deleted_at_us FROM ft_changes \
+                 WHERE collection = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
             .bind(collection)
             .bind(to_i64(after))
             .bind(to_i64(page_limit(limit) as u64))
@@ -421,7 +428,7 @@ impl Adapter for PostgresAdapter {
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         let tx = self.pool.begin().await.map_err(map_err)?;
-        Ok(Box::new(PgTx {
+        Ok(Box::new(SqlTx {
             tx,
             clock: self.clock.clone(),
         }))
@@ -436,6 +443,24 @@ impl Adapter for PostgresAdapter {
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "prune", async {
+            check_collection(collection)?;
+            let done = sqlx::query(
+                "DELETE FROM ft_changes c WHERE c.collection = $1 AND c.seq <= $2 AND NOT EXISTS ( \
+                   SELECT 1 FROM ft_records r WHERE r.collection = c.collection AND r.id = c.id \
+                   AND r.seq = c.seq)",
+            )
+            .bind(collection)
+            .bind(to_i64(up_to))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
             Ok(done.rows_affected())
         })
         .await

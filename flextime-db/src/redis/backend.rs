@@ -57,6 +57,7 @@ pub struct RedisAdapter {
     config: RedisConfig,
     write: Script,
     changes: Script,
+    prune: Script,
     purge: Script,
     kv_set: Script,
 }
@@ -105,6 +106,7 @@ impl RedisAdapter {
             config,
             write: Script::new(scripts::WRITE),
             changes: Script::new(scripts::CHANGES),
+            prune: Script::new(scripts::PRUNE),
             purge: Script::new(scripts::PURGE),
             kv_set: Script::new(scripts::KV_SET),
         })
@@ -125,6 +127,10 @@ impl RedisAdapter {
 
     fn feed_key(&self, collection: &str) -> String {
         format!("{}f:{}", self.config.prefix, part(collection))
+    }
+
+    fn log_key(&self, collection: &str) -> String {
+        format!("{}l:{}", self.config.prefix, part(collection))
     }
 
     fn counter_key(&self, collection: &str) -> String {
@@ -232,6 +238,7 @@ impl Adapter for RedisAdapter {
                 let mut item = serde_json::json!({
                     "rk": format!("{}{}", self.record_prefix(collection), op.id()),
                     "fk": self.feed_key(collection),
+                    "lk": self.log_key(collection),
                     "ck": self.counter_key(collection),
                     "id": op.id(),
                     "e": match op.precondition() {
@@ -300,8 +307,7 @@ impl Adapter for RedisAdapter {
             check_collection(collection)?;
             let rows: Vec<RecordRow> = self
                 .changes
-                .arg(self.feed_key(collection))
-                .arg(self.record_prefix(collection))
+                .arg(self.log_key(collection))
                 .arg(after)
                 .arg(page_limit(limit))
                 .invoke_async(&mut self.conn.clone())
@@ -326,6 +332,31 @@ impl Adapter for RedisAdapter {
                 .await
                 .map_err(map_err)?;
             Ok(to_u64(n))
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "prune", async {
+            check_collection(collection)?;
+            let mut total = 0;
+            let mut from = 0_i64;
+            loop {
+                let (removed, scanned, last): (i64, i64, i64) = self
+                    .prune
+                    .arg(self.log_key(collection))
+                    .arg(self.record_prefix(collection))
+                    .arg(up_to)
+                    .arg(from)
+                    .invoke_async(&mut self.conn.clone())
+                    .await
+                    .map_err(map_err)?;
+                total += to_u64(removed);
+                if scanned < 10_000 {
+                    return Ok(total);
+                }
+                from = last;
+            }
         })
         .await
     }

@@ -1,8 +1,10 @@
 //! The Lua scripts that make Redis writes and feed reads atomic.
 
-/// ARGV: now (µs), ops as JSON `[{rk, fk, ck, id, e, d?}]` where `e` is
+/// ARGV: now (µs), ops as JSON `[{rk, fk, lk, ck, id, e, d?}]` where `e` is
 /// `"any"`, `"absent"` or a version and `d` the JSON text (absent for a
-/// delete). Returns `[[version, seq], ...]` or the error `CONFLICT <i> <found>`.
+/// delete). Every change also goes into the change log `lk`, a sorted set
+/// scored by seq whose members are MessagePack `[seq, id, v, d|false, u,
+/// x|false]`. Returns `[[version, seq], ...]` or the error `CONFLICT <i> <found>`.
 pub(crate) const WRITE: &str = r"
 local now = tonumber(ARGV[1])
 local ops = cjson.decode(ARGV[2])
@@ -45,23 +47,44 @@ for i, op in ipairs(ops) do
     redis.call('HDEL', op.rk, 'x')
   end
   redis.call('ZADD', op.fk, seq, op.id)
+  local x = false
+  if op.d == nil then x = now end
+  redis.call('ZADD', op.lk, seq, cmsgpack.pack({ seq, op.id, versions[i], op.d or false, now, x }))
   out[i] = { versions[i], seq }
 end
 return out
 ";
 
-/// ARGV: feed key, record key prefix, after, limit. Returns
-/// `[[id, v, s, d|nil, u, x|nil], ...]` in seq order.
+/// ARGV: log key, after, limit. Returns `[[id, v, s, d|nil, u, x|nil], ...]`
+/// in seq order, one per change.
 pub(crate) const CHANGES: &str = r"
-local ids = redis.call('ZRANGEBYSCORE', ARGV[1], '(' .. ARGV[3], '+inf', 'LIMIT', 0, tonumber(ARGV[4]))
+local entries = redis.call('ZRANGEBYSCORE', ARGV[1], '(' .. ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
-for i, id in ipairs(ids) do
-  local h = redis.call('HMGET', ARGV[2] .. id, 'v', 's', 'd', 'u', 'x')
-  local x = false
-  if h[5] then x = tonumber(h[5]) end
-  out[i] = { id, tonumber(h[1]), tonumber(h[2]), h[3], tonumber(h[4]), x }
+for i, packed in ipairs(entries) do
+  local e = cmsgpack.unpack(packed)
+  out[i] = { e[2], e[3], e[1], e[4], e[5], e[6] }
 end
 return out
+";
+
+/// ARGV: log key, record key prefix, up to, from (exclusive). Removes the
+/// log entries in `(from, up to]` that are not their record's current
+/// state, at most 10,000 scanned per call; returns `[removed, scanned,
+/// last seq scanned]`.
+pub(crate) const PRUNE: &str = r"
+local entries = redis.call('ZRANGEBYSCORE', ARGV[1], '(' .. ARGV[4], ARGV[3], 'LIMIT', 0, 10000)
+local n = 0
+local last = tonumber(ARGV[4])
+for _, packed in ipairs(entries) do
+  local e = cmsgpack.unpack(packed)
+  last = e[1]
+  local s = redis.call('HGET', ARGV[2] .. e[2], 's')
+  if (not s) or tonumber(s) ~= e[1] then
+    redis.call('ZREM', ARGV[1], packed)
+    n = n + 1
+  end
+end
+return { n, #entries, last }
 ";
 
 /// ARGV: feed key, record key prefix, up to. Deletes tombstones; returns how many.

@@ -4,46 +4,41 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use flextime_core::{HealthCheck, HealthReport, Result, SharedClock};
+use flextime_core::{Error, HealthCheck, HealthReport, Result, SharedClock};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqlitePoolOptions};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::config::SqliteConfig;
 use crate::common::{
-    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, micros,
-    observe, page_limit, to_i64, to_u64, ttl_deadline,
+    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, latest,
+    micros, observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
-    MigrationSpec, ROWS_PER_STATEMENT, RowStore, apply_ops, map_err, order_by_ids, parse_data,
-    run_migrations,
+    FastRow, MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err, order_by_ids,
+    run_migrations, to_record, write_in_tx,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
 const BACKEND: &str = "sqlite";
 
-const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 1,
-    description: "records_kv",
-    sql: include_str!("migrations/0001_records_kv.sql"),
-    destructive: false,
-}];
+const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 1,
+        description: "records_kv",
+        sql: include_str!("migrations/0001_records_kv.sql"),
+        destructive: false,
+    },
+    MigrationSpec {
+        version: 2,
+        description: "change_log",
+        sql: include_str!("migrations/0002_change_log.sql"),
+        destructive: false,
+    },
+];
 
-type RecordRow = (String, i64, i64, Option<String>, i64, Option<i64>);
-
-const RECORD_COLUMNS: &str = "id, version, seq, data, updated_at_us, deleted_at_us";
-
-fn to_record(collection: &str, row: RecordRow) -> Result<Record> {
-    let (id, version, seq, data, updated, deleted) = row;
-    Ok(Record {
-        collection: collection.to_owned(),
-        id,
-        version: to_u64(version),
-        seq: to_u64(seq),
-        data: parse_data(data)?,
-        updated_at: from_micros(updated),
-        deleted_at: deleted.map(from_micros),
-    })
-}
+/// A record's current state: its row joined to its current change-log entry.
+const RECORD_SELECT: &str = "SELECT r.id, r.version, r.seq, c.data, r.updated_at_us, r.deleted_at_us \
+     FROM ft_records r LEFT JOIN ft_changes c ON c.collection = r.collection AND c.seq = r.seq";
 
 /// A record store in SQLite. Cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -117,10 +112,9 @@ impl SqliteAdapter {
         let mut out = Vec::with_capacity(ids.len());
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!(
-                "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = "
-            ));
-            qb.push_bind(collection).push(" AND id IN (");
+            let mut qb: QueryBuilder<'_, Sqlite> =
+                QueryBuilder::new(format!("{RECORD_SELECT} WHERE r.collection = "));
+            qb.push_bind(collection).push(" AND r.id IN (");
             let mut sep = qb.separated(", ");
             for id in chunk {
                 sep.push_bind(id);
@@ -180,112 +174,159 @@ impl RowStore for SqliteConnection {
         Ok(out)
     }
 
-    async fn store(&mut self, collection: &str, rows: &[RowWrite]) -> Result<()> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    async fn store(&mut self, collection: &str, changes: &[RowWrite]) -> Result<()> {
+        for chunk in latest(changes).chunks(ROWS_PER_STATEMENT) {
             let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-                "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) ",
+                "INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) ",
             );
             qb.push_values(chunk, |mut b, row| {
                 b.push_bind(collection)
                     .push_bind(&row.id)
                     .push_bind(to_i64(row.version))
                     .push_bind(to_i64(row.seq))
-                    .push_bind(row.data.as_deref())
                     .push_bind(row.updated_at_us)
                     .push_bind(row.deleted_at_us);
             });
             qb.push(
                 " ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, \
-                 seq = excluded.seq, data = excluded.data, updated_at_us = excluded.updated_at_us, \
+                 seq = excluded.seq, updated_at_us = excluded.updated_at_us, \
                  deleted_at_us = excluded.deleted_at_us",
             );
             qb.build().execute(&mut *self).await.map_err(map_err)?;
         }
-        Ok(())
+        append_log(
+            self,
+            collection,
+            changes.iter().map(|c| LogRow {
+                seq: c.seq,
+                id: &c.id,
+                version: c.version,
+                data: c.data.as_deref(),
+                updated_at_us: c.updated_at_us,
+                deleted_at_us: c.deleted_at_us,
+            }),
+        )
+        .await
     }
 
-    fn has_unchecked(&self) -> bool {
+    fn has_fast_write(&self) -> bool {
         true
     }
 
-    async fn store_unchecked(
+    async fn fast_write(
         &mut self,
         collection: &str,
-        rows: &[RowWrite],
-    ) -> Result<Option<HashMap<String, u64>>> {
-        let mut versions = HashMap::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-                "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) ",
-            );
+        items: &[FastRow],
+        now_us: i64,
+    ) -> Result<Option<Vec<(u64, u64)>>> {
+        let count = items.len() as u64;
+        // SQLite has one writer at a time: nothing changes a version
+        // between these statements of one transaction.
+        let base = self.bump(collection, count).await?.saturating_sub(count);
+        let now = now_us;
+        // The log first, each entry's version looked up in SQL (3 binds per
+        // item)...
+        let mut offset = base;
+        for chunk in items.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("WITH v(n, id, data) AS (");
+            let mut n = offset;
             qb.push_values(chunk, |mut b, row| {
-                b.push_bind(collection)
+                n += 1;
+                b.push_bind(to_i64(n))
                     .push_bind(&row.id)
-                    .push_bind(1_i64)
-                    .push_bind(to_i64(row.seq))
-                    .push_bind(row.data.as_deref())
-                    .push_bind(row.updated_at_us)
-                    .push_bind(row.deleted_at_us);
+                    .push_bind(row.data.as_deref());
             });
             qb.push(
-                " ON CONFLICT (collection, id) DO UPDATE SET version = ft_records.version + 1, \
-                 seq = excluded.seq, data = excluded.data, updated_at_us = excluded.updated_at_us, \
-                 deleted_at_us = excluded.deleted_at_us RETURNING id, version",
-            );
-            let written: Vec<(String, i64)> = qb
-                .build_query_as()
-                .fetch_all(&mut *self)
-                .await
-                .map_err(map_err)?;
-            versions.extend(written.into_iter().map(|(id, v)| (id, to_u64(v))));
+                ") INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
+                 SELECT ",
+            )
+            .push_bind(collection)
+            .push(
+                ", v.n, v.id, COALESCE((SELECT r.version FROM ft_records r \
+                 WHERE r.collection = ",
+            )
+            .push_bind(collection)
+            .push(" AND r.id = v.id), 0) + 1, v.data, ")
+            .push_bind(now)
+            .push(", CASE WHEN v.data IS NULL THEN ")
+            .push_bind(now)
+            .push(" END FROM v");
+            qb.build().execute(&mut *self).await.map_err(map_err)?;
+            offset = n;
         }
-        Ok(Some(versions))
+        // ...then the records from the log, in one statement.
+        let done: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
+             SELECT collection, id, version, seq, updated_at_us, deleted_at_us FROM ft_changes \
+             WHERE collection = ?1 AND seq > ?2 AND seq <= ?3 \
+             ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, \
+               seq = excluded.seq, updated_at_us = excluded.updated_at_us, \
+               deleted_at_us = excluded.deleted_at_us \
+             RETURNING version, seq",
+        )
+        .bind(collection)
+        .bind(to_i64(base))
+        .bind(to_i64(base + count))
+        .fetch_all(&mut *self)
+        .await
+        .map_err(map_err)?;
+        let mut out: Vec<(u64, u64)> = vec![(0, 0); items.len()];
+        for (version, seq) in done {
+            let seq = to_u64(seq);
+            let slot = usize::try_from(seq.wrapping_sub(base + 1))
+                .ok()
+                .and_then(|i| out.get_mut(i))
+                .ok_or_else(|| Error::internal("an upsert returned an unknown seq"))?;
+            *slot = (to_u64(version), seq);
+        }
+        Ok(Some(out))
+    }
+
+    async fn get_record(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
+        let row: Option<RecordRow> = sqlx::query_as(&format!(
+            "{RECORD_SELECT} WHERE r.collection = ? AND r.id = ?"
+        ))
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| to_record(collection, r)).transpose()
     }
 }
 
-async fn get_in(conn: &mut SqliteConnection, collection: &str, id: &str) -> Result<Option<Record>> {
-    check_collection(collection)?;
-    check_id(id)?;
-    let row: Option<RecordRow> = sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM ft_records WHERE collection = ? AND id = ?"
-    ))
-    .bind(collection)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
-    row.map(|r| to_record(collection, r)).transpose()
+/// One change-log entry to append.
+struct LogRow<'a> {
+    seq: u64,
+    id: &'a str,
+    version: u64,
+    data: Option<&'a str>,
+    updated_at_us: i64,
+    deleted_at_us: Option<i64>,
 }
 
-/// An open SQLite transaction.
-struct SqliteTx {
-    tx: sqlx::Transaction<'static, Sqlite>,
-    clock: SharedClock,
-}
-
-#[async_trait::async_trait]
-impl Transaction for SqliteTx {
-    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
-        get_in(&mut self.tx, collection, id).await
+async fn append_log<'a>(
+    conn: &mut SqliteConnection,
+    collection: &str,
+    rows: impl Iterator<Item = LogRow<'a>>,
+) -> Result<()> {
+    let rows: Vec<LogRow<'a>> = rows.collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) ",
+        );
+        qb.push_values(chunk, |mut b, row| {
+            b.push_bind(collection)
+                .push_bind(to_i64(row.seq))
+                .push_bind(row.id)
+                .push_bind(to_i64(row.version))
+                .push_bind(row.data)
+                .push_bind(row.updated_at_us)
+                .push_bind(row.deleted_at_us);
+        });
+        qb.build().execute(&mut *conn).await.map_err(map_err)?;
     }
-
-    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        let now = self.clock.now();
-        let mut sp = sqlx::Connection::begin(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
-        let written = apply_ops(&mut *sp, ops, now).await?;
-        sp.commit().await.map_err(map_err)?;
-        Ok(written)
-    }
-
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(map_err)
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<()> {
-        self.tx.rollback().await.map_err(map_err)
-    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -319,8 +360,10 @@ impl Adapter for SqliteAdapter {
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
         observe(BACKEND, "get", async {
+            check_collection(collection)?;
+            check_id(id)?;
             let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            get_in(&mut conn, collection, id).await
+            conn.get_record(collection, id).await
         })
         .await
     }
@@ -334,23 +377,21 @@ impl Adapter for SqliteAdapter {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        observe(BACKEND, "write", async {
-            let now = self.clock.now();
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let written = apply_ops(&mut *tx, ops, now).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(written)
-        })
+        observe(
+            BACKEND,
+            "write",
+            write_in_tx(&self.pool, &self.clock, ops, false),
+        )
         .await
     }
 
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
         observe(BACKEND, "changes", async {
             check_collection(collection)?;
-            let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-                "SELECT {RECORD_COLUMNS} FROM ft_records INDEXED BY ft_records_feed \
-                 WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?"
-            ))
+            let rows: Vec<RecordRow> = sqlx::query_as(
+                "SELECT id, version, seq, data, updated_at_us, deleted_at_us FROM ft_changes \
+                 WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?",
+            )
             .bind(collection)
             .bind(to_i64(after))
             .bind(to_i64(page_limit(limit) as u64))
@@ -364,7 +405,7 @@ impl Adapter for SqliteAdapter {
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         let tx = self.pool.begin().await.map_err(map_err)?;
-        Ok(Box::new(SqliteTx {
+        Ok(Box::new(SqlTx {
             tx,
             clock: self.clock.clone(),
         }))
@@ -379,6 +420,24 @@ impl Adapter for SqliteAdapter {
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, collection: &str, up_to: u64) -> Result<u64> {
+        observe(BACKEND, "prune", async {
+            check_collection(collection)?;
+            let done = sqlx::query(
+                "DELETE FROM ft_changes WHERE collection = ?1 AND seq <= ?2 AND NOT EXISTS ( \
+                   SELECT 1 FROM ft_records r WHERE r.collection = ?1 AND r.id = ft_changes.id \
+                   AND r.seq = ft_changes.seq)",
+            )
+            .bind(collection)
+            .bind(to_i64(up_to))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
             Ok(done.rows_affected())
         })
         .await
@@ -492,5 +551,61 @@ impl HealthCheck for SqliteAdapter {
 
     async fn check(&self) -> HealthReport {
         HealthReport::from_result(&self.ping().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A database made by migration 1 (data in `ft_records`) keeps its
+    /// records when migration 2 moves the data into the change log.
+    #[tokio::test]
+    async fn migration_2_moves_existing_data_into_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let options = DbOptions {
+            migrate_on_connect: false,
+            ..DbOptions::default()
+        };
+        let db = SqliteAdapter::connect(&url, options).await.unwrap();
+        {
+            let mut conn = db.pool.acquire().await.unwrap();
+            run_migrations(&mut *conn, &MIGRATIONS[..1], false)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO ft_collections (name, seq) VALUES ('c', 5)")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO ft_records (collection, id, version, seq, data, updated_at_us, deleted_at_us) \
+                 VALUES ('c', 'a', 3, 4, '{\"v\":3}', 10, NULL), ('c', 'b', 2, 5, NULL, 11, 11)",
+            )
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        db.migrate().await.unwrap();
+        let a = db.get("c", "a").await.unwrap().unwrap();
+        assert_eq!((a.version, a.seq, a.data), (3, 4, Some(json!({"v": 3}))));
+        assert!(db.get("c", "b").await.unwrap().unwrap().is_deleted());
+        let feed = db.changes("c", 0, 10).await.unwrap();
+        assert_eq!(
+            feed.iter()
+                .map(|r| (r.id.as_str(), r.seq))
+                .collect::<Vec<_>>(),
+            [("a", 4), ("b", 5)]
+        );
+        let w = db
+            .upsert("c", "a", json!({"v": 4}), crate::Expect::Version(3))
+            .await
+            .unwrap();
+        assert_eq!((w.version, w.seq), (4, 6));
+        assert_eq!(
+            db.changes("c", 5, 10).await.unwrap()[0].data,
+            Some(json!({"v": 4}))
+        );
     }
 }

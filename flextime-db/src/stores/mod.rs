@@ -22,7 +22,9 @@ pub use checkpoint::CheckpointStore;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryLog, DeliveryState};
 pub use idempotency::{Claim, IdempotencyRecord, IdempotencyStore};
 pub use mapping::{Link, Mapping, MappingStore};
-pub use outbox::{OutboxEntry, OutboxMessage, OutboxPublisher, OutboxStore, RelayReport};
+pub use outbox::{
+    NoWakeup, OutboxEntry, OutboxMessage, OutboxPublisher, OutboxStore, RelayReport, Wakeup,
+};
 
 /// `part` length-prefixed, so joined parts can never collide.
 pub(crate) fn part(s: &str) -> String {

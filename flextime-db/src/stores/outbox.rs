@@ -67,8 +67,9 @@ pub struct OutboxEntry {
     pub attempts: u32,
 }
 
-/// Publishes outbox rows; a flextime-queues `Producer` adapter will
-/// implement this behind a `queues` feature.
+/// Publishes outbox rows. With the `queues` feature,
+/// `flextime_db::queues::QueuePublisher` publishes to any flextime-queues
+/// `Producer`.
 #[async_trait::async_trait]
 pub trait OutboxPublisher: Send + Sync {
     /// Publish one row; `Ok` means the broker has it.
@@ -247,12 +248,32 @@ impl OutboxStore {
     ) -> Result<()> {
         let mut cursor = self.cursor().await?;
         let start = cursor;
+        // The feed has one entry per change: a row's append (an upsert) and,
+        // once sent, its tombstone. Only rows still live at the version
+        // appended are due (a row whose append is re-read after a crash may
+        // already have been sent).
         let page = self
             .adapter
             .changes(&self.collection, cursor, limit)
             .await?;
+        let appended: Vec<String> = page
+            .iter()
+            .filter(|r| !r.is_deleted())
+            .map(|r| r.id.clone())
+            .collect();
+        let current: std::collections::HashMap<String, crate::Record> = self
+            .adapter
+            .get_many(&self.collection, &appended)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         for record in page {
-            if record.is_deleted() {
+            let due = !record.is_deleted()
+                && current
+                    .get(&record.id)
+                    .is_some_and(|c| !c.is_deleted() && c.version == record.version);
+            if !due {
                 cursor = record.seq;
                 continue;
             }
@@ -317,9 +338,11 @@ impl OutboxStore {
             self.adapter
                 .kv_set(&self.kv("cursor"), cursor.to_string().as_bytes(), None)
                 .await?;
+            // Retention: sent rows and their log entries behind the cursor go.
             self.adapter
                 .purge_tombstones(&self.collection, cursor)
                 .await?;
+            self.adapter.prune_changes(&self.collection, cursor).await?;
         }
         Ok(())
     }
@@ -330,6 +353,21 @@ impl OutboxStore {
         &self,
         publisher: &dyn OutboxPublisher,
         idle: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        self.run_with_wakeup(publisher, idle, &mut NoWakeup, shutdown)
+            .await
+    }
+
+    /// Like [`OutboxStore::run`], but an idle relay also wakes as soon as
+    /// `wakeup` says rows may be waiting (for example a PostgreSQL
+    /// `LISTEN`, see `flextime_db::postgres::ChangeListener`), so `idle` can
+    /// be long: it only bounds how late a missed wake-up is noticed.
+    pub async fn run_with_wakeup(
+        &self,
+        publisher: &dyn OutboxPublisher,
+        idle: Duration,
+        wakeup: &mut dyn Wakeup,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
         tokio::pin!(shutdown);
@@ -343,11 +381,39 @@ impl OutboxStore {
                 Err(e) => return Err(e),
             };
             if report.published == 0 || report.failed {
-                tokio::select! {
+                let waited = tokio::select! {
                     () = &mut shutdown => return Ok(()),
-                    () = tokio::time::sleep(idle) => {}
+                    () = tokio::time::sleep(idle) => Ok(()),
+                    woken = wakeup.wait(), if !report.failed => woken,
+                };
+                if let Err(e) = waited {
+                    // A broken wake-up source: fall back to polling for this round.
+                    tracing::debug!(outbox = %self.collection, error = %e, "outbox wake-up failed");
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(idle.min(Duration::from_secs(1))) => {}
+                    }
                 }
             }
         }
+    }
+}
+
+/// Wakes an idle relay (or a feed reader) when new changes may be there.
+#[async_trait::async_trait]
+pub trait Wakeup: Send {
+    /// Wait until changes may be waiting. Spurious wake-ups are fine; an
+    /// error makes the caller fall back to polling for a while.
+    async fn wait(&mut self) -> Result<()>;
+}
+
+/// Never wakes: plain polling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWakeup;
+
+#[async_trait::async_trait]
+impl Wakeup for NoWakeup {
+    async fn wait(&mut self) -> Result<()> {
+        std::future::pending().await
     }
 }
