@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use flextime_core::resilience::{BreakerConfig, CircuitBreaker, RateLimiter};
+use flextime_core::resilience::{BreakerConfig, CircuitBreaker, CircuitState, RateLimiter};
 use flextime_core::{Data, Envelope, Error, Result, Secret, SharedClock, SystemClock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
@@ -854,6 +854,11 @@ impl Dispatcher {
     /// An endpoint as it stands now.
     pub fn endpoint(&self, id: &str) -> Option<Endpoint> {
         self.inner.runtime(id).map(|rt| rt.snapshot())
+    }
+
+    /// The state of an endpoint's circuit breaker.
+    pub fn circuit_state(&self, id: &str) -> Option<CircuitState> {
+        self.inner.runtime(id).map(|rt| rt.breaker.state())
     }
 
     /// Every endpoint.
