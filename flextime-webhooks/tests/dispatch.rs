@@ -58,7 +58,11 @@ async fn finished(rx: &mut broadcast::Receiver<DispatcherEvent>) -> Outcome {
 
 async fn failed_attempt(
     rx: &mut broadcast::Receiver<DispatcherEvent>,
-) -> (Outcome, flextime_webhooks::dispatch::Attempt, chrono::DateTime<chrono::Utc>) {
+) -> (
+    Outcome,
+    flextime_webhooks::dispatch::Attempt,
+    chrono::DateTime<chrono::Utc>,
+) {
     loop {
         match next_event(rx).await {
             DispatcherEvent::AttemptFailed {
@@ -177,7 +181,10 @@ async fn gone_disables_the_endpoint_until_enabled() {
         }
     }
     let o = outcome.unwrap();
-    assert_eq!((o.status, o.attempts), (DeliveryStatus::EndpointDisabled, 1));
+    assert_eq!(
+        (o.status, o.attempts),
+        (DeliveryStatus::EndpointDisabled, 1)
+    );
     assert!(!d.endpoint("ep").unwrap().enabled);
     let r = d.send(&event("a.b", 2)).await.unwrap();
     assert!(r.deliveries.is_empty(), "a disabled endpoint gets nothing");
@@ -281,7 +288,10 @@ async fn rotation_signs_with_the_old_and_the_new_secret() {
     assert_ne!(new.expose(), SECRET);
     let mut events = d.subscribe();
     d.send(&event("a.b", 1)).await.unwrap();
-    assert_eq!(finished(&mut events).await.status, DeliveryStatus::Delivered);
+    assert_eq!(
+        finished(&mut events).await.status,
+        DeliveryStatus::Delivered
+    );
     let s = rx_http.next().await;
     let sig = s.header("webhook-signature");
     assert_eq!(sig.split(' ').filter(|e| e.starts_with("v1,")).count(), 2);
@@ -348,7 +358,10 @@ async fn the_breaker_opens_and_a_probe_closes_it() {
     assert_eq!(d.circuit_state("ep"), Some(CircuitState::Closed));
     d.send(&event("a.b", 2)).await.unwrap();
     failed_attempt(&mut events).await;
-    assert!(matches!(d.circuit_state("ep"), Some(CircuitState::Open { .. })));
+    assert!(matches!(
+        d.circuit_state("ep"),
+        Some(CircuitState::Open { .. })
+    ));
     let third = d.send(&event("a.b", 3)).await.unwrap();
     clock.advance(Duration::from_secs(61));
     d.wake();
@@ -356,7 +369,11 @@ async fn the_breaker_opens_and_a_probe_closes_it() {
     assert_eq!(o.message_id, third.message_id);
     assert_eq!(o.status, DeliveryStatus::Delivered);
     assert_eq!(d.circuit_state("ep"), Some(CircuitState::Closed));
-    assert_eq!(rx_http.drain().len(), 3, "no attempt while the breaker was open");
+    assert_eq!(
+        rx_http.drain().len(),
+        3,
+        "no attempt while the breaker was open"
+    );
 }
 
 #[tokio::test]
@@ -423,9 +440,16 @@ async fn an_ordered_endpoint_keeps_the_order_through_retries() {
         ids.push(d.send(&event("a.b", n)).await.unwrap().message_id);
     }
     for _ in 0..5 {
-        assert_eq!(finished(&mut events).await.status, DeliveryStatus::Delivered);
+        assert_eq!(
+            finished(&mut events).await.status,
+            DeliveryStatus::Delivered
+        );
     }
-    let seen: Vec<String> = rx_http.drain().iter().map(http_receiver::Seen::webhook_id).collect();
+    let seen: Vec<String> = rx_http
+        .drain()
+        .iter()
+        .map(http_receiver::Seen::webhook_id)
+        .collect();
     let mut expected = vec![ids[0].clone(), ids[0].clone()];
     expected.extend(ids.iter().cloned());
     assert_eq!(seen, expected);
@@ -453,7 +477,10 @@ async fn deliveries_are_accepted_by_flextimes_own_receiver() {
         .unwrap();
     let mut events = d.subscribe();
     let r = d.send(&event("booking.created", 7)).await.unwrap();
-    assert_eq!(finished(&mut events).await.status, DeliveryStatus::Delivered);
+    assert_eq!(
+        finished(&mut events).await.status,
+        DeliveryStatus::Delivered
+    );
     let got = tokio::time::timeout(Duration::from_secs(10), inbound.recv())
         .await
         .unwrap()
@@ -481,7 +508,11 @@ async fn the_ssrf_guard_refuses_loopback_unless_allow_listed() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden);
-    assert!(err.to_string().contains("destination address 127.0.0.1 is not allowed"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("destination address 127.0.0.1 is not allowed"),
+        "{err}"
+    );
     // A name is checked after resolution, at every attempt.
     let port = rx_http.url.rsplit(':').next().unwrap().to_owned();
     d.add_endpoint(Endpoint::new("name", format!("http://localhost:{port}")).with_secret(SECRET))
@@ -489,11 +520,18 @@ async fn the_ssrf_guard_refuses_loopback_unless_allow_listed() {
         .unwrap();
     let mut events = d.subscribe();
     let r = d.send(&event("a.b", 1)).await.unwrap();
-    assert_eq!(finished(&mut events).await.status, DeliveryStatus::Exhausted);
+    assert_eq!(
+        finished(&mut events).await.status,
+        DeliveryStatus::Exhausted
+    );
     let stored = d.delivery(&r.deliveries[0]).await.unwrap().unwrap();
     assert_eq!(stored.attempts[0].error_kind, Some(ErrorKind::Forbidden));
     assert!(
-        stored.attempts[0].error.as_deref().unwrap().contains("is not allowed"),
+        stored.attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("is not allowed"),
         "{:?}",
         stored.attempts[0].error
     );
@@ -540,5 +578,8 @@ async fn bad_input_gets_typed_errors() {
         ErrorKind::NotFound
     );
     let bad = Envelope::new("", "");
-    assert_eq!(d.send(&bad).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        d.send(&bad).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 }
