@@ -15,11 +15,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const RECEIVER: &str = r#"
-import json, sys
+import json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook
 
 secrets = json.loads(sys.argv[1])
+out = threading.Lock()
 
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
@@ -32,10 +33,12 @@ class Handler(BaseHTTPRequestHandler):
                 verified.append(True)
             except Exception as e:
                 verified.append(repr(e))
-        print(json.dumps({"path": self.path, "id": headers.get("webhook-id"),
+        line = json.dumps({"path": self.path, "id": headers.get("webhook-id"),
                           "signatures": headers.get("webhook-signature", "").count("v1,"),
                           "content_type": headers.get("content-type"),
-                          "body": body.decode("utf-8"), "verified": verified}), flush=True)
+                          "body": body.decode("utf-8"), "verified": verified})
+        with out:
+            print(line, flush=True)
         ok = any(v is True for v in verified)
         self.send_response(204 if ok else 401)
         self.end_headers()

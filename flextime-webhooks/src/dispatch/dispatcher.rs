@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use flextime_core::resilience::{BreakerConfig, CircuitBreaker, CircuitState, RateLimiter};
 use flextime_core::{Data, Envelope, Error, Result, Secret, SharedClock, SystemClock};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast};
 
 use super::endpoint::{BodyMode, DEFAULT_ROTATION_GRACE, Endpoint, generate_secret};
 use super::schedule::RetrySchedule;
@@ -239,7 +239,6 @@ impl DispatcherBuilder {
             .map_err(|e| Error::internal(format!("http client: {e}")))?;
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let inner = Arc::new(Inner {
-            global: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             config,
             store: self.store,
             clock: self.clock,
@@ -268,10 +267,12 @@ impl DispatcherBuilder {
         for d in resumed {
             inner.enqueue(d);
         }
-        let scheduler = tokio::spawn(Arc::clone(&inner).schedule_loop());
+        let workers = (0..inner.config.max_in_flight.max(1))
+            .map(|_| tokio::spawn(Arc::clone(&inner).worker_loop()))
+            .collect();
         Ok(Dispatcher {
             inner,
-            scheduler,
+            workers,
             resumed: resumed_count,
         })
     }
@@ -281,7 +282,7 @@ impl DispatcherBuilder {
 /// [module docs](super).
 pub struct Dispatcher {
     inner: Arc<Inner>,
-    scheduler: tokio::task::JoinHandle<()>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
     resumed: usize,
 }
 
@@ -297,8 +298,9 @@ impl fmt::Debug for Dispatcher {
 impl Drop for Dispatcher {
     fn drop(&mut self) {
         self.inner.shutdown.store(true, Ordering::SeqCst);
-        self.scheduler.abort();
-        self.inner.wake.notify_one();
+        for w in &self.workers {
+            w.abort();
+        }
     }
 }
 
@@ -337,7 +339,6 @@ struct Inner {
     pending: Mutex<HashMap<String, PendingEntry>>,
     queue: Mutex<BinaryHeap<Reverse<QueueEntry>>>,
     wake: Notify,
-    global: Arc<Semaphore>,
     events: broadcast::Sender<DispatcherEvent>,
     hook: Option<EventHook>,
     shutdown: AtomicBool,
@@ -513,18 +514,16 @@ impl Inner {
         }
     }
 
-    async fn schedule_loop(self: Arc<Self>) {
+    /// One of `max_in_flight` workers: take the next due delivery, attempt
+    /// it, repeat; wait for a wake-up or the next due time when none is due.
+    async fn worker_loop(self: Arc<Self>) {
         loop {
             if self.shutdown.load(Ordering::SeqCst) {
                 return;
             }
-            let Ok(permit) = Arc::clone(&self.global).acquire_owned().await else {
-                return;
-            };
             match self.pop_due() {
-                Ok((record, generation)) => self.start_attempt(record, generation, permit),
+                Ok((record, generation)) => self.attempt_one(record, generation).await,
                 Err(wait) => {
-                    drop(permit);
                     let wait = wait.unwrap_or(Duration::from_secs(3600));
                     tokio::select! {
                         () = self.wake.notified() => {}
@@ -535,39 +534,24 @@ impl Inner {
         }
     }
 
-    fn start_attempt(
-        self: &Arc<Self>,
-        record: DeliveryRecord,
-        generation: u64,
-        permit: OwnedSemaphorePermit,
-    ) {
+    async fn attempt_one(self: &Arc<Self>, record: DeliveryRecord, generation: u64) {
         let Some(rt) = self.runtime(&record.endpoint_id) else {
             // The endpoint was removed: the delivery cannot be made.
-            let this = Arc::clone(self);
-            tokio::spawn(async move {
-                this.finish_many(vec![record], DeliveryStatus::EndpointDisabled)
-                    .await;
-                drop(permit);
-            });
+            self.finish_many(vec![record], DeliveryStatus::EndpointDisabled)
+                .await;
             return;
         };
         if let Ok(ep_permit) = Arc::clone(&rt.semaphore).try_acquire_owned() {
-            let this = Arc::clone(self);
-            tokio::spawn(async move {
-                this.run_attempt(&rt, record).await;
-                drop(ep_permit);
-                drop(permit);
-                this.unblock(&rt);
-            });
+            self.run_attempt(&rt, record).await;
+            drop(ep_permit);
+            self.unblock(&rt);
         } else {
-            {
-                lock(&self.pending)
-                    .get_mut(&record.id)
-                    .into_iter()
-                    .for_each(|e| e.running = false);
-                let due = millis(self.clock.now());
-                lock(&rt.blocked).push((due, generation, record.id));
-            }
+            lock(&self.pending)
+                .get_mut(&record.id)
+                .into_iter()
+                .for_each(|e| e.running = false);
+            let due = millis(self.clock.now());
+            lock(&rt.blocked).push((due, generation, record.id));
         }
     }
 
@@ -576,12 +560,15 @@ impl Inner {
         if blocked.is_empty() {
             return;
         }
+        let n = blocked.len();
         let mut q = lock(&self.queue);
         for e in blocked {
             q.push(Reverse(e));
         }
         drop(q);
-        self.wake.notify_one();
+        for _ in 0..n {
+            self.wake.notify_one();
+        }
     }
 
     async fn run_attempt(self: &Arc<Self>, rt: &EndpointRuntime, mut record: DeliveryRecord) {
@@ -813,6 +800,7 @@ impl Dispatcher {
 
     /// Look at the queue again now (after moving a manual clock).
     pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
         self.inner.wake.notify_one();
     }
 
