@@ -192,6 +192,10 @@ impl DeliveryStore for DbDeliveryStore {
         Ok(())
     }
 
+    fn group_commits(&self) -> bool {
+        true
+    }
+
     async fn get_deliveries(&self, ids: &[String]) -> Result<Vec<DeliveryRecord>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(flextime_db::MAX_PAGE) {

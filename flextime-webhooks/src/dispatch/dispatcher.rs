@@ -17,9 +17,13 @@ use super::endpoint::{BodyMode, DEFAULT_ROTATION_GRACE, Endpoint, generate_secre
 use super::schedule::RetrySchedule;
 use super::ssrf::SsrfGuard;
 use super::store::{
+    SharedText,
     Attempt, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore, MemoryStore,
 };
 use super::worker;
+
+/// Final outcomes handed to a group-committing store and not yet committed, at most.
+const UNCOMMITTED_FINALS: usize = 8192;
 
 /// How a [`Dispatcher`] behaves.
 #[derive(Debug, Clone)]
@@ -250,6 +254,7 @@ impl DispatcherBuilder {
             events,
             hook: self.hook,
             shutdown: AtomicBool::new(false),
+            uncommitted: Arc::new(Semaphore::new(UNCOMMITTED_FINALS)),
             seq: AtomicU64::new(0),
             generation: AtomicU64::new(0),
         });
@@ -306,6 +311,7 @@ impl Drop for Dispatcher {
 
 struct EndpointRuntime {
     endpoint: Mutex<Endpoint>,
+    url: Option<url::Url>,
     semaphore: Arc<Semaphore>,
     limiter: Option<RateLimiter>,
     breaker: CircuitBreaker,
@@ -342,6 +348,7 @@ struct Inner {
     events: broadcast::Sender<DispatcherEvent>,
     hook: Option<EventHook>,
     shutdown: AtomicBool,
+    uncommitted: Arc<Semaphore>,
     seq: AtomicU64,
     generation: AtomicU64,
 }
@@ -385,6 +392,7 @@ impl Inner {
         };
         let old = self.runtime(&ep.id);
         let rt = Arc::new(EndpointRuntime {
+            url: url::Url::parse(&ep.url).ok(),
             semaphore: Arc::new(Semaphore::new(per)),
             limiter: ep
                 .rate_limit()
@@ -602,6 +610,7 @@ impl Inner {
             &self.client,
             &self.config.ssrf,
             &endpoint,
+            rt.url.as_ref(),
             &record,
             number,
             now,
@@ -703,15 +712,39 @@ impl Inner {
         }
     }
 
-    async fn persist_final(&self, record: DeliveryRecord) {
-        if let Err(e) = self.store.save_deliveries(vec![record.clone()]).await {
-            tracing::warn!(delivery = %record.id, error = %e, "could not record a final outcome");
+    /// Record a final outcome. With a group-committing store the worker
+    /// does not wait for the commit (it takes the next delivery; at most
+    /// [`UNCOMMITTED_FINALS`] outcomes wait at once); the `Finished` event
+    /// follows the commit either way. Until it is committed the store still
+    /// says pending, so a crash in between means one more attempt, never a
+    /// lost delivery.
+    async fn persist_final(self: &Arc<Self>, record: DeliveryRecord) {
+        let ours = lock(&self.pending).remove(&record.id).is_some();
+        if ours {
+            self.release_order(&record);
         }
-        if lock(&self.pending).remove(&record.id).is_none() {
-            return;
+        let write = {
+            let this = Arc::clone(self);
+            async move {
+                if let Err(e) = this.store.save_deliveries(vec![record.clone()]).await {
+                    tracing::warn!(delivery = %record.id, error = %e, "could not record a final outcome");
+                }
+                if ours {
+                    this.emit(DispatcherEvent::Finished(Outcome::of(&record)));
+                }
+            }
+        };
+        if self.store.group_commits() {
+            let Ok(permit) = Arc::clone(&self.uncommitted).acquire_owned().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                write.await;
+                drop(permit);
+            });
+        } else {
+            write.await;
         }
-        self.release_order(&record);
-        self.emit(DispatcherEvent::Finished(Outcome::of(&record)));
     }
 
     async fn finish_many(&self, mut records: Vec<DeliveryRecord>, status: DeliveryStatus) {
@@ -943,7 +976,7 @@ impl Dispatcher {
         for event in events {
             event.validate()?;
             let message_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-            let mut structured: Option<String> = None;
+            let mut structured: Option<SharedText> = None;
             let mut deliveries = Vec::new();
             for ep in endpoints
                 .iter()
@@ -953,10 +986,9 @@ impl Dispatcher {
                     BodyMode::Structured => {
                         if structured.is_none() {
                             let bytes = event.to_json_bytes()?;
-                            structured =
-                                Some(String::from_utf8(bytes).map_err(|_| {
-                                    Error::internal("structured JSON is not UTF-8")
-                                })?);
+                            let text = String::from_utf8(bytes)
+                                .map_err(|_| Error::internal("structured JSON is not UTF-8"))?;
+                            structured = Some(SharedText::from(text));
                         }
                         (
                             structured.clone().unwrap_or_default(),
@@ -964,7 +996,10 @@ impl Dispatcher {
                             "application/cloudevents+json".to_owned(),
                         )
                     }
-                    BodyMode::Raw => raw_body(event),
+                    BodyMode::Raw => {
+                        let (b, b64, ct) = raw_body(event);
+                        (SharedText::from(b), b64, ct)
+                    }
                 };
                 let id = DeliveryRecord::id_for(&message_id, &ep.id);
                 deliveries.push(id.clone());

@@ -93,5 +93,5 @@ pub use schedule::RetrySchedule;
 pub use ssrf::{AddressNotAllowed, SsrfGuard, forbidden_range};
 pub use store::{
     ATTEMPTS_KEPT, Attempt, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore,
-    MemoryStore, RESPONSE_BODY_KEPT,
+    MemoryStore, RESPONSE_BODY_KEPT, SharedText,
 };

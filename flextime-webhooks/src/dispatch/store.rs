@@ -2,6 +2,7 @@
 //! behind [`DeliveryStore`]; [`MemoryStore`] keeps them in memory.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -91,7 +92,7 @@ pub struct DeliveryRecord {
     /// The CloudEvents type of the event.
     pub event_type: String,
     /// The request body (UTF-8, or base64 when `body_base64`).
-    pub body: String,
+    pub body: SharedText,
     /// Whether `body` is base64 of binary data.
     #[serde(default)]
     pub body_base64: bool,
@@ -128,12 +129,12 @@ impl DeliveryRecord {
         format!("{message_id}.{endpoint_id}")
     }
 
-    /// The body bytes.
-    pub fn body_bytes(&self) -> Vec<u8> {
+    /// The body bytes (shared with the record, not copied, for UTF-8 bodies).
+    pub fn body_bytes(&self) -> bytes::Bytes {
         if self.body_base64 {
-            crate::verify::decode_base64(&self.body).unwrap_or_default()
+            bytes::Bytes::from(crate::verify::decode_base64(&self.body.0).unwrap_or_default())
         } else {
-            self.body.clone().into_bytes()
+            bytes::Bytes::from_owner(self.body.clone())
         }
     }
 
@@ -142,6 +143,55 @@ impl DeliveryRecord {
         self.attempts.push(attempt);
         let excess = self.attempts.len().saturating_sub(ATTEMPTS_KEPT);
         self.attempts.drain(..excess);
+    }
+}
+
+/// Immutable text shared between copies of a record (a request body is
+/// copied into the store, the queue and the attempt without duplicating it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SharedText(Arc<str>);
+
+impl SharedText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<&str> for SharedText {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl Serialize for SharedText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
     }
 }
 
@@ -191,6 +241,12 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     async fn get_deliveries(&self, ids: &[String]) -> Result<Vec<DeliveryRecord>>;
     /// The deliveries matching `query`, oldest first.
     async fn scan(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>>;
+    /// Whether concurrent `save_deliveries` calls are gathered into shared
+    /// commits (then the dispatcher does not hold a worker while a final
+    /// outcome is committed). Default false.
+    fn group_commits(&self) -> bool {
+        false
+    }
 }
 
 /// State in memory: lost with the process. Keeps at most `max_finished`

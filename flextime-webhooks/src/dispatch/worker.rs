@@ -66,6 +66,7 @@ pub(crate) async fn attempt(
     client: &reqwest::Client,
     guard: &SsrfGuard,
     endpoint: &Endpoint,
+    url: Option<&url::Url>,
     delivery: &DeliveryRecord,
     number: u32,
     now: DateTime<Utc>,
@@ -89,11 +90,10 @@ pub(crate) async fn attempt(
             retry_after: None,
         }
     };
-    let url = match url::Url::parse(&endpoint.url) {
-        Ok(u) => u,
-        Err(e) => return fail(attempt, &Error::invalid_input(format!("endpoint url: {e}"))),
+    let Some(url) = url else {
+        return fail(attempt, &Error::invalid_input("the endpoint URL does not parse"));
     };
-    if let Err(e) = guard.check_url(&url) {
+    if let Err(e) = guard.check_url(url) {
         return fail(attempt, &e);
     }
     let body = delivery.body_bytes();
@@ -101,7 +101,7 @@ pub(crate) async fn attempt(
         Ok(h) => h,
         Err(e) => return fail(attempt, &e),
     };
-    let response = client.post(url).headers(headers).body(body).send().await;
+    let response = client.post(url.clone()).headers(headers).body(body).send().await;
     let mut response = match response {
         Ok(r) => r,
         Err(e) => return fail(attempt, &classify(e)),
