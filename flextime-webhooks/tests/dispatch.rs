@@ -583,3 +583,108 @@ async fn bad_input_gets_typed_errors() {
         ErrorKind::InvalidInput
     );
 }
+
+#[tokio::test]
+async fn the_attempt_log_keeps_the_first_4_kib_of_the_body() {
+    let mut rx_http = TestReceiver::start().await;
+    rx_http.plan([Reply::With(500, vec![], "e".repeat(10_000))]);
+    let d = start(config(&[0, 1]), None).await;
+    d.add_endpoint(Endpoint::new("ep", &rx_http.url).with_secret(SECRET))
+        .await
+        .unwrap();
+    let mut events = d.subscribe();
+    let r = d.send(&event("a.b", 1)).await.unwrap();
+    assert_eq!(
+        finished(&mut events).await.status,
+        DeliveryStatus::Delivered
+    );
+    let stored = d.delivery(&r.deliveries[0]).await.unwrap().unwrap();
+    assert_eq!(stored.attempts[0].response_body.len(), 4096);
+    assert_eq!(stored.attempts[1].response_body, "answer 200");
+    assert_eq!(rx_http.drain().len(), 2);
+}
+
+/// A receiver that holds each request a moment and records the most it
+/// ever held at once.
+async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let (n2, m2) = (Arc::clone(&now), Arc::clone(&max));
+    let app = axum::Router::new().fallback(move || {
+        let (now, max) = (Arc::clone(&n2), Arc::clone(&m2));
+        async move {
+            let held = now.fetch_add(1, Ordering::SeqCst) + 1;
+            max.fetch_max(held, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hooks"), max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_limits_hold_per_endpoint_and_globally() {
+    let (url_a, max_a) = counting_receiver().await;
+    let (url_b, max_b) = counting_receiver().await;
+    let mut cfg = config(&[0]);
+    cfg.max_in_flight = 3;
+    let d = start(cfg, None).await;
+    d.add_endpoint(
+        Endpoint::new("a", &url_a)
+            .with_secret(SECRET)
+            .with_max_in_flight(2),
+    )
+    .await
+    .unwrap();
+    d.add_endpoint(Endpoint::new("b", &url_b).with_secret(SECRET))
+        .await
+        .unwrap();
+    let mut events = d.subscribe();
+    let batch: Vec<Envelope> = (0..12).map(|n| event("a.b", n)).collect();
+    d.send_batch(&batch).await.unwrap();
+    for _ in 0..24 {
+        assert_eq!(
+            finished(&mut events).await.status,
+            DeliveryStatus::Delivered
+        );
+    }
+    let (a, b) = (
+        max_a.load(std::sync::atomic::Ordering::SeqCst),
+        max_b.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    assert!(
+        (1..=2).contains(&a),
+        "endpoint a held {a} at once (limit 2)"
+    );
+    assert!(
+        (1..=3).contains(&b),
+        "endpoint b held {b} at once (global limit 3)"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_endpoint_delays_without_spending_attempts() {
+    let mut rx_http = TestReceiver::start().await;
+    let d = start(config(&[0]), None).await;
+    d.add_endpoint(
+        Endpoint::new("ep", &rx_http.url)
+            .with_secret(SECRET)
+            .with_rate_limit(20),
+    )
+    .await
+    .unwrap();
+    let mut events = d.subscribe();
+    let batch: Vec<Envelope> = (0..30).map(|n| event("a.b", n)).collect();
+    d.send_batch(&batch).await.unwrap();
+    for _ in 0..30 {
+        let o = finished(&mut events).await;
+        // The schedule has one attempt: a limited delivery was not spent.
+        assert_eq!((o.status, o.attempts), (DeliveryStatus::Delivered, 1));
+    }
+    assert_eq!(rx_http.drain().len(), 30);
+}

@@ -17,8 +17,7 @@ use super::endpoint::{BodyMode, DEFAULT_ROTATION_GRACE, Endpoint, generate_secre
 use super::schedule::RetrySchedule;
 use super::ssrf::SsrfGuard;
 use super::store::{
-    SharedText,
-    Attempt, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore, MemoryStore,
+    Attempt, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore, MemoryStore, SharedText,
 };
 use super::worker;
 

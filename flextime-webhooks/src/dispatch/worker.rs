@@ -91,7 +91,10 @@ pub(crate) async fn attempt(
         }
     };
     let Some(url) = url else {
-        return fail(attempt, &Error::invalid_input("the endpoint URL does not parse"));
+        return fail(
+            attempt,
+            &Error::invalid_input("the endpoint URL does not parse"),
+        );
     };
     if let Err(e) = guard.check_url(url) {
         return fail(attempt, &e);
@@ -101,7 +104,12 @@ pub(crate) async fn attempt(
         Ok(h) => h,
         Err(e) => return fail(attempt, &e),
     };
-    let response = client.post(url.clone()).headers(headers).body(body).send().await;
+    let response = client
+        .post(url.clone())
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
     let mut response = match response {
         Ok(r) => r,
         Err(e) => return fail(attempt, &classify(e)),
