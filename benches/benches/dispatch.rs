@@ -145,7 +145,10 @@ async fn flextime(
     let elapsed = start.elapsed();
     let retried = retried.load(Ordering::Relaxed);
     if retried > 0 {
-        println!("  ({retried} of {} deliveries needed a retry)", events.len());
+        println!(
+            "  ({retried} of {} deliveries needed a retry)",
+            events.len()
+        );
     }
     elapsed
 }
@@ -178,7 +181,10 @@ async fn compare(
     let mut raw = Vec::new();
     for _ in 0..rounds {
         raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
-        ours.push(per_sec(n, flextime(url, store().await, &events, concurrency).await));
+        ours.push(per_sec(
+            n,
+            flextime(url, store().await, &events, concurrency).await,
+        ));
     }
     let (o, r) = (median(ours), median(raw));
     println!(
