@@ -24,7 +24,7 @@ mod github;
 mod notion;
 mod shopify;
 mod slack;
-mod standard;
+pub(crate) mod standard;
 mod stripe;
 mod twilio;
 

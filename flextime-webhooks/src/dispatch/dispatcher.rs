@@ -1,0 +1,1208 @@
+//! The [`Dispatcher`]: fan-out, scheduling, endpoint health.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flextime_core::resilience::{BreakerConfig, CircuitBreaker, CircuitState, RateLimiter};
+use flextime_core::{Data, Envelope, Error, Result, Secret, SharedClock, SystemClock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore, broadcast};
+
+use super::endpoint::{BodyMode, DEFAULT_ROTATION_GRACE, Endpoint, generate_secret};
+use super::schedule::RetrySchedule;
+use super::ssrf::SsrfGuard;
+use super::store::{
+    Attempt, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore, MemoryStore, SharedText,
+};
+use super::worker;
+
+/// Final outcomes handed to a group-committing store and not yet committed, at most.
+const UNCOMMITTED_FINALS: usize = 8192;
+
+/// How a [`Dispatcher`] behaves.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// When attempts are made (default: at once, 5 s, 5 min, 30 min, 2 h,
+    /// 5 h, 10 h, 10 h, +-20 %).
+    pub schedule: RetrySchedule,
+    /// The per-attempt timeout (default 15 s).
+    pub timeout: Duration,
+    /// Attempts in flight at most, over all endpoints (default 64).
+    pub max_in_flight: usize,
+    /// Attempts in flight at most per endpoint, unless the endpoint says (default 16).
+    pub max_in_flight_per_endpoint: usize,
+    /// Pending deliveries held at most; `send` beyond it is refused with
+    /// `RateLimited` (default 100 000).
+    pub max_pending: usize,
+    /// Disable an endpoint that has failed without a success for this long
+    /// (default 5 days).
+    pub disable_after: Duration,
+    /// The per-endpoint circuit breaker.
+    pub breaker: BreakerConfig,
+    /// How long a rotated-out secret keeps signing (default 24 h).
+    pub rotation_grace: Duration,
+    /// Which destinations are allowed.
+    pub ssrf: SsrfGuard,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// Capacity of the [`Dispatcher::subscribe`] channel (default 1024; a
+    /// slow subscriber misses events, see [`broadcast`]).
+    pub event_capacity: usize,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            schedule: RetrySchedule::default(),
+            timeout: Duration::from_secs(15),
+            max_in_flight: 64,
+            max_in_flight_per_endpoint: 16,
+            max_pending: 100_000,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            breaker: BreakerConfig::default(),
+            rotation_grace: DEFAULT_ROTATION_GRACE,
+            ssrf: SsrfGuard::default(),
+            user_agent: format!("flextime-webhooks/{}", env!("CARGO_PKG_VERSION")),
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// Why an endpoint was disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum DisableReason {
+    /// It answered 410 Gone.
+    Gone,
+    /// It failed without a success since this time, longer than allowed.
+    Failing {
+        /// Since when.
+        since: DateTime<Utc>,
+    },
+    /// An operator disabled it.
+    Manual,
+}
+
+impl fmt::Display for DisableReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Gone => f.write_str("the endpoint answered 410 Gone"),
+            Self::Failing { since } => write!(f, "failing without a success since {since}"),
+            Self::Manual => f.write_str("disabled by an operator"),
+        }
+    }
+}
+
+/// A delivery's final outcome (or its state after a failed attempt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The delivery id.
+    pub delivery_id: String,
+    /// The message id (`webhook-id`).
+    pub message_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The CloudEvents id.
+    pub event_id: String,
+    /// The status reached.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+impl Outcome {
+    fn of(d: &DeliveryRecord) -> Self {
+        Self {
+            delivery_id: d.id.clone(),
+            message_id: d.message_id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            event_id: d.event_id.clone(),
+            status: d.status,
+            attempts: d.attempt_count,
+        }
+    }
+}
+
+/// What a dispatcher reports: outcomes and operational events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum DispatcherEvent {
+    /// A delivery reached a final status (delivered, exhausted, endpoint disabled).
+    Finished(Outcome),
+    /// An attempt failed; another follows at `next_attempt_at`.
+    AttemptFailed {
+        /// The delivery after the attempt.
+        outcome: Outcome,
+        /// The failed attempt.
+        attempt: Attempt,
+        /// When the next attempt is due.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// An endpoint was disabled (an operational event: someone should look).
+    EndpointDisabled {
+        /// The endpoint.
+        endpoint_id: String,
+        /// Why.
+        reason: DisableReason,
+    },
+    /// An endpoint was enabled by hand.
+    EndpointEnabled {
+        /// The endpoint.
+        endpoint_id: String,
+    },
+}
+
+/// What [`Dispatcher::send`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The message id (`webhook-id` of every attempt to every endpoint).
+    pub message_id: String,
+    /// The deliveries created, one per matching enabled endpoint.
+    pub deliveries: Vec<String>,
+}
+
+/// One attempt in a listing, with the delivery it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptEntry {
+    /// The delivery.
+    pub delivery_id: String,
+    /// The message.
+    pub message_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The attempt.
+    pub attempt: Attempt,
+}
+
+type EventHook = Arc<dyn Fn(&DispatcherEvent) + Send + Sync>;
+
+/// Builds a [`Dispatcher`].
+pub struct DispatcherBuilder {
+    store: Arc<dyn DeliveryStore>,
+    clock: SharedClock,
+    config: DispatcherConfig,
+    hook: Option<EventHook>,
+}
+
+impl fmt::Debug for DispatcherBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DispatcherBuilder")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DispatcherBuilder {
+    /// Keep state in `store` (default: a [`MemoryStore`]).
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn DeliveryStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Read time from `clock` (default: the system clock). Call
+    /// [`Dispatcher::wake`] after moving a manual clock.
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Use this configuration.
+    #[must_use]
+    pub fn config(mut self, config: DispatcherConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Call `hook` with every event, synchronously and without loss (keep it quick).
+    #[must_use]
+    pub fn on_event(mut self, hook: impl Fn(&DispatcherEvent) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Load endpoints and pending deliveries from the store and start
+    /// delivering (inside a tokio runtime).
+    pub async fn start(self) -> Result<Dispatcher> {
+        let config = self.config;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.timeout)
+            .dns_resolver(config.ssrf.resolver())
+            .user_agent(config.user_agent.clone())
+            .pool_max_idle_per_host(config.max_in_flight.max(1))
+            .build()
+            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        let inner = Arc::new(Inner {
+            config,
+            store: self.store,
+            clock: self.clock,
+            client,
+            endpoints: RwLock::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            queue: Mutex::new(BinaryHeap::new()),
+            wake: Notify::new(),
+            events,
+            hook: self.hook,
+            shutdown: AtomicBool::new(false),
+            uncommitted: Arc::new(Semaphore::new(UNCOMMITTED_FINALS)),
+            seq: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+        });
+        for ep in inner.store.endpoints().await? {
+            inner.install(ep);
+        }
+        let resumed = inner
+            .store
+            .scan(&DeliveryQuery {
+                statuses: vec![DeliveryStatus::Pending],
+                ..DeliveryQuery::default()
+            })
+            .await?;
+        let resumed_count = resumed.len();
+        for d in resumed {
+            inner.enqueue(d);
+        }
+        let workers = (0..inner.config.max_in_flight.max(1))
+            .map(|_| tokio::spawn(Arc::clone(&inner).worker_loop()))
+            .collect();
+        Ok(Dispatcher {
+            inner,
+            workers,
+            resumed: resumed_count,
+        })
+    }
+}
+
+/// Delivers events to endpoints: signed, retried, durable. See the
+/// [module docs](super).
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    resumed: usize,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("store", &self.inner.store)
+            .field("pending", &self.pending_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        for w in &self.workers {
+            w.abort();
+        }
+    }
+}
+
+struct EndpointRuntime {
+    endpoint: Mutex<Endpoint>,
+    url: Option<url::Url>,
+    semaphore: Arc<Semaphore>,
+    limiter: Option<RateLimiter>,
+    breaker: CircuitBreaker,
+    /// Queue entries that found the endpoint at its in-flight limit.
+    blocked: Mutex<Vec<QueueEntry>>,
+    /// Ordered endpoints: pending deliveries in order; only the first is scheduled.
+    order: Mutex<BTreeSet<(DateTime<Utc>, u64, String)>>,
+}
+
+impl EndpointRuntime {
+    fn snapshot(&self) -> Endpoint {
+        lock(&self.endpoint).clone()
+    }
+}
+
+/// `(due millis, generation, delivery id)`, smallest first.
+type QueueEntry = (i64, u64, String);
+
+struct PendingEntry {
+    record: DeliveryRecord,
+    generation: u64,
+    running: bool,
+}
+
+struct Inner {
+    config: DispatcherConfig,
+    store: Arc<dyn DeliveryStore>,
+    clock: SharedClock,
+    client: reqwest::Client,
+    endpoints: RwLock<HashMap<String, Arc<EndpointRuntime>>>,
+    pending: Mutex<HashMap<String, PendingEntry>>,
+    queue: Mutex<BinaryHeap<Reverse<QueueEntry>>>,
+    wake: Notify,
+    events: broadcast::Sender<DispatcherEvent>,
+    hook: Option<EventHook>,
+    shutdown: AtomicBool,
+    uncommitted: Arc<Semaphore>,
+    seq: AtomicU64,
+    generation: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Inner {
+    fn emit(&self, event: DispatcherEvent) {
+        if let Some(hook) = &self.hook {
+            hook(&event);
+        }
+        let _ = self.events.send(event);
+    }
+
+    fn runtime(&self, id: &str) -> Option<Arc<EndpointRuntime>> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    #[allow(clippy::needless_pass_by_value)]
+    fn install(&self, ep: Endpoint) {
+        let per = if ep.ordered {
+            1
+        } else {
+            ep.max_in_flight
+                .unwrap_or(self.config.max_in_flight_per_endpoint)
+                .max(1)
+        };
+        let old = self.runtime(&ep.id);
+        let rt = Arc::new(EndpointRuntime {
+            url: url::Url::parse(&ep.url).ok(),
+            semaphore: Arc::new(Semaphore::new(per)),
+            limiter: ep
+                .rate_limit()
+                .map(|l| RateLimiter::new(format!("webhook-endpoint-{}", ep.id), l)),
+            breaker: old.as_ref().map_or_else(
+                || {
+                    CircuitBreaker::with_clock(
+                        format!("webhook-endpoint-{}", ep.id),
+                        self.config.breaker.clone(),
+                        Arc::clone(&self.clock),
+                    )
+                },
+                |o| o.breaker.clone(),
+            ),
+            blocked: Mutex::new(Vec::new()),
+            order: Mutex::new(
+                old.as_ref()
+                    .map(|o| lock(&o.order).clone())
+                    .unwrap_or_default(),
+            ),
+            endpoint: Mutex::new(ep.clone()),
+        });
+        self.endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(ep.id.clone(), Arc::clone(&rt));
+        // Entries blocked on the old runtime's limit go back to the queue.
+        if let Some(old) = old {
+            let blocked = std::mem::take(&mut *lock(&old.blocked));
+            let mut q = lock(&self.queue);
+            for e in blocked {
+                q.push(Reverse(e));
+            }
+            drop(q);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Put a pending delivery in the working set and schedule it.
+    fn enqueue(&self, record: DeliveryRecord) {
+        let ordered = self
+            .runtime(&record.endpoint_id)
+            .filter(|rt| lock(&rt.endpoint).ordered);
+        let due = record.next_attempt_at.unwrap_or_else(|| self.clock.now());
+        let id = record.id.clone();
+        let key = (record.created_at, record.seq, id.clone());
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pending).insert(
+            id.clone(),
+            PendingEntry {
+                record,
+                generation,
+                running: false,
+            },
+        );
+        if let Some(rt) = ordered {
+            let mut order = lock(&rt.order);
+            order.insert(key.clone());
+            if order.first() != Some(&key) {
+                return; // scheduled when the ones before it are done
+            }
+        }
+        lock(&self.queue).push(Reverse((millis(due), generation, id)));
+        self.wake.notify_one();
+    }
+
+    /// Reschedule a pending delivery at `due` (no attempt counted).
+    fn reschedule(&self, id: &str, due: DateTime<Utc>) {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut pending = lock(&self.pending);
+            let Some(entry) = pending.get_mut(id) else {
+                return;
+            };
+            entry.generation = generation;
+            entry.running = false;
+            entry.record.next_attempt_at = Some(due);
+        }
+        lock(&self.queue).push(Reverse((millis(due), generation, id.to_owned())));
+        self.wake.notify_one();
+    }
+
+    /// A delivery left the working set: let the next one of an ordered endpoint go.
+    fn release_order(&self, d: &DeliveryRecord) {
+        let Some(rt) = self.runtime(&d.endpoint_id) else {
+            return;
+        };
+        let next = {
+            let mut order = lock(&rt.order);
+            order.remove(&(d.created_at, d.seq, d.id.clone()));
+            order.first().map(|(_, _, id)| id.clone())
+        };
+        if let Some(next) = next {
+            let due = {
+                let pending = lock(&self.pending);
+                pending
+                    .get(&next)
+                    .and_then(|e| e.record.next_attempt_at)
+                    .unwrap_or_else(|| self.clock.now())
+            };
+            self.reschedule(&next, due);
+        }
+    }
+
+    /// Take the next due entry, or say how long until one is due.
+    fn pop_due(&self) -> std::result::Result<(DeliveryRecord, u64), Option<Duration>> {
+        let now = millis(self.clock.now());
+        let mut q = lock(&self.queue);
+        loop {
+            let Some(Reverse((due, generation, id))) = q.peek().cloned() else {
+                return Err(None);
+            };
+            if due > now {
+                return Err(Some(Duration::from_millis(
+                    u64::try_from(due - now).unwrap_or(0),
+                )));
+            }
+            q.pop();
+            let mut pending = lock(&self.pending);
+            match pending.get_mut(&id) {
+                Some(e) if e.generation == generation && !e.running => {
+                    e.running = true;
+                    return Ok((e.record.clone(), generation));
+                }
+                _ => {} // stale entry
+            }
+        }
+    }
+
+    /// One of `max_in_flight` workers: take the next due delivery, attempt
+    /// it, repeat; wait for a wake-up or the next due time when none is due.
+    async fn worker_loop(self: Arc<Self>) {
+        loop {
+            if self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            match self.pop_due() {
+                Ok((record, generation)) => self.attempt_one(record, generation).await,
+                Err(wait) => {
+                    let wait = wait.unwrap_or(Duration::from_secs(3600));
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt_one(self: &Arc<Self>, record: DeliveryRecord, generation: u64) {
+        let Some(rt) = self.runtime(&record.endpoint_id) else {
+            // The endpoint was removed: the delivery cannot be made.
+            self.finish_many(vec![record], DeliveryStatus::EndpointDisabled)
+                .await;
+            return;
+        };
+        if let Ok(ep_permit) = Arc::clone(&rt.semaphore).try_acquire_owned() {
+            self.run_attempt(&rt, record).await;
+            drop(ep_permit);
+            self.unblock(&rt);
+        } else {
+            lock(&self.pending)
+                .get_mut(&record.id)
+                .into_iter()
+                .for_each(|e| e.running = false);
+            let due = millis(self.clock.now());
+            lock(&rt.blocked).push((due, generation, record.id));
+        }
+    }
+
+    fn unblock(&self, rt: &EndpointRuntime) {
+        let blocked = std::mem::take(&mut *lock(&rt.blocked));
+        if blocked.is_empty() {
+            return;
+        }
+        let n = blocked.len();
+        let mut q = lock(&self.queue);
+        for e in blocked {
+            q.push(Reverse(e));
+        }
+        drop(q);
+        for _ in 0..n {
+            self.wake.notify_one();
+        }
+    }
+
+    async fn run_attempt(self: &Arc<Self>, rt: &EndpointRuntime, mut record: DeliveryRecord) {
+        if self.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        let endpoint = rt.snapshot();
+        let now = self.clock.now();
+        if !endpoint.enabled {
+            self.finish_many(vec![record], DeliveryStatus::EndpointDisabled)
+                .await;
+            return;
+        }
+        if let Some(limiter) = &rt.limiter
+            && let Err(e) = limiter.try_acquire()
+        {
+            let wait = e.retry_after().unwrap_or(Duration::from_millis(10));
+            self.reschedule(&record.id, add(now, wait));
+            return;
+        }
+        let permit = match rt.breaker.try_acquire() {
+            Ok(p) => p,
+            Err(e) => {
+                let wait = e.retry_after().unwrap_or(Duration::from_millis(100));
+                self.reschedule(&record.id, add(now, wait.max(Duration::from_millis(1))));
+                return;
+            }
+        };
+        let number = record.attempt_count + 1;
+        let result = worker::attempt(
+            &self.client,
+            &self.config.ssrf,
+            &endpoint,
+            rt.url.as_ref(),
+            &record,
+            number,
+            now,
+        )
+        .await;
+        if self.shutdown.load(Ordering::SeqCst) {
+            // Stopped mid-attempt: record nothing, the store still says pending.
+            return;
+        }
+        let finished = self.clock.now();
+        let ok = result.attempt.succeeded();
+        let gone = result.gone();
+        metrics::counter!(
+            flextime_core::telemetry::DELIVERIES,
+            "endpoint" => endpoint.id.clone(),
+            "outcome" => if ok { "delivered" } else { "failed" }
+        )
+        .increment(1);
+        #[allow(clippy::cast_precision_loss)]
+        metrics::histogram!(flextime_core::telemetry::DELIVERY_SECONDS, "endpoint" => endpoint.id.clone())
+            .record(result.attempt.latency_ms as f64 / 1000.0);
+        if ok {
+            permit.success();
+        } else {
+            permit.failure();
+        }
+        let attempt = result.attempt.clone();
+        record.push_attempt(result.attempt);
+        if ok {
+            record.status = DeliveryStatus::Delivered;
+            record.next_attempt_at = None;
+            record.finished_at = Some(finished);
+            self.persist_final(record).await;
+            self.endpoint_succeeded(rt).await;
+            return;
+        }
+        tracing::debug!(endpoint = %endpoint.id, attempt = number, status = ?attempt.status, error = ?attempt.error, "webhook attempt failed");
+        if gone {
+            record.status = DeliveryStatus::EndpointDisabled;
+            record.next_attempt_at = None;
+            record.finished_at = Some(finished);
+            self.persist_final(record).await;
+            self.disable(rt, DisableReason::Gone).await;
+            return;
+        }
+        let since = {
+            let mut ep = lock(&rt.endpoint);
+            let first = ep.failing_since.is_none();
+            let since = *ep.failing_since.get_or_insert(finished);
+            (since, first.then(|| ep.clone()))
+        };
+        if let Some(ep) = since.1
+            && let Err(e) = self.store.save_endpoint(&ep).await
+        {
+            tracing::warn!(endpoint = %ep.id, error = %e, "could not save endpoint health");
+        }
+        let failing_for = (finished - since.0).to_std().unwrap_or_default();
+        if failing_for >= self.config.disable_after {
+            record.status = DeliveryStatus::EndpointDisabled;
+            record.next_attempt_at = None;
+            record.finished_at = Some(finished);
+            self.persist_final(record).await;
+            self.disable(rt, DisableReason::Failing { since: since.0 })
+                .await;
+            return;
+        }
+        let index = usize::try_from(record.attempt_count.saturating_sub(record.round_start))
+            .unwrap_or(usize::MAX);
+        match self.config.schedule.delay(index) {
+            None => {
+                record.status = DeliveryStatus::Exhausted;
+                record.next_attempt_at = None;
+                record.finished_at = Some(finished);
+                self.persist_final(record).await;
+            }
+            Some(delay) => {
+                let delay = RetrySchedule::clamp_retry_after(delay, result.retry_after);
+                let due = add(finished, delay);
+                record.next_attempt_at = Some(due);
+                let id = record.id.clone();
+                if let Err(e) = self.store.save_deliveries(vec![record.clone()]).await {
+                    tracing::warn!(delivery = %id, error = %e, "could not record an attempt");
+                }
+                {
+                    let mut pending = lock(&self.pending);
+                    if let Some(entry) = pending.get_mut(&id) {
+                        entry.record = record.clone();
+                    } else {
+                        return; // finished meanwhile (endpoint disabled)
+                    }
+                }
+                self.emit(DispatcherEvent::AttemptFailed {
+                    outcome: Outcome::of(&record),
+                    attempt,
+                    next_attempt_at: due,
+                });
+                self.reschedule(&id, due);
+            }
+        }
+    }
+
+    /// Record a final outcome. With a group-committing store the worker
+    /// does not wait for the commit (it takes the next delivery; at most
+    /// [`UNCOMMITTED_FINALS`] outcomes wait at once); the `Finished` event
+    /// follows the commit either way. Until it is committed the store still
+    /// says pending, so a crash in between means one more attempt, never a
+    /// lost delivery.
+    async fn persist_final(self: &Arc<Self>, record: DeliveryRecord) {
+        let ours = lock(&self.pending).remove(&record.id).is_some();
+        if ours {
+            self.release_order(&record);
+        }
+        let write = {
+            let this = Arc::clone(self);
+            async move {
+                if let Err(e) = this.store.save_deliveries(vec![record.clone()]).await {
+                    tracing::warn!(delivery = %record.id, error = %e, "could not record a final outcome");
+                }
+                if ours {
+                    this.emit(DispatcherEvent::Finished(Outcome::of(&record)));
+                }
+            }
+        };
+        if self.store.group_commits() {
+            let Ok(permit) = Arc::clone(&self.uncommitted).acquire_owned().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                write.await;
+                drop(permit);
+            });
+        } else {
+            write.await;
+        }
+    }
+
+    async fn finish_many(&self, mut records: Vec<DeliveryRecord>, status: DeliveryStatus) {
+        let now = self.clock.now();
+        for r in &mut records {
+            r.status = status;
+            r.next_attempt_at = None;
+            r.finished_at = Some(now);
+        }
+        if let Err(e) = self.store.save_deliveries(records.clone()).await {
+            tracing::warn!(error = %e, "could not record final outcomes");
+        }
+        for r in records {
+            if lock(&self.pending).remove(&r.id).is_some() {
+                self.release_order(&r);
+                self.emit(DispatcherEvent::Finished(Outcome::of(&r)));
+            }
+        }
+    }
+
+    async fn endpoint_succeeded(&self, rt: &EndpointRuntime) {
+        let changed = {
+            let mut ep = lock(&rt.endpoint);
+            ep.failing_since.take().map(|_| ep.clone())
+        };
+        if let Some(ep) = changed
+            && let Err(e) = self.store.save_endpoint(&ep).await
+        {
+            tracing::warn!(endpoint = %ep.id, error = %e, "could not save endpoint health");
+        }
+    }
+
+    async fn disable(&self, rt: &EndpointRuntime, reason: DisableReason) {
+        let ep = {
+            let mut ep = lock(&rt.endpoint);
+            if !ep.enabled {
+                return;
+            }
+            ep.enabled = false;
+            ep.disabled_reason = Some(reason.to_string());
+            ep.clone()
+        };
+        tracing::warn!(endpoint = %ep.id, reason = %reason, "webhook endpoint disabled");
+        if let Err(e) = self.store.save_endpoint(&ep).await {
+            tracing::warn!(endpoint = %ep.id, error = %e, "could not save a disabled endpoint");
+        }
+        self.emit(DispatcherEvent::EndpointDisabled {
+            endpoint_id: ep.id.clone(),
+            reason,
+        });
+        let rest: Vec<DeliveryRecord> = lock(&self.pending)
+            .values()
+            .filter(|e| e.record.endpoint_id == ep.id && !e.running)
+            .map(|e| e.record.clone())
+            .collect();
+        self.finish_many(rest, DeliveryStatus::EndpointDisabled)
+            .await;
+    }
+}
+
+impl Dispatcher {
+    /// A builder with a memory store, the system clock and the default config.
+    pub fn builder() -> DispatcherBuilder {
+        DispatcherBuilder {
+            store: Arc::new(MemoryStore::default()),
+            clock: Arc::new(SystemClock),
+            config: DispatcherConfig::default(),
+            hook: None,
+        }
+    }
+
+    /// Pending deliveries loaded from the store at start.
+    pub fn resumed(&self) -> usize {
+        self.resumed
+    }
+
+    /// Pending deliveries now.
+    pub fn pending_count(&self) -> usize {
+        lock(&self.inner.pending).len()
+    }
+
+    /// Events: outcomes, failed attempts, endpoints disabled and enabled.
+    pub fn subscribe(&self) -> broadcast::Receiver<DispatcherEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Look at the queue again now (after moving a manual clock).
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+        self.inner.wake.notify_one();
+    }
+
+    /// Add or replace an endpoint (validated; the URL is checked by the SSRF
+    /// guard when its host is an IP address).
+    pub async fn add_endpoint(&self, endpoint: Endpoint) -> Result<()> {
+        endpoint.validate()?;
+        let url = url::Url::parse(&endpoint.url)
+            .map_err(|e| Error::invalid_input(format!("endpoint {}: url: {e}", endpoint.id)))?;
+        self.inner.config.ssrf.check_url(&url)?;
+        self.inner.store.save_endpoint(&endpoint).await?;
+        self.inner.install(endpoint);
+        Ok(())
+    }
+
+    /// Remove an endpoint; its pending deliveries end as `endpoint_disabled`.
+    pub async fn remove_endpoint(&self, id: &str) -> Result<bool> {
+        let existed = self.inner.store.delete_endpoint(id).await?;
+        let rt = self
+            .inner
+            .endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        if let Some(rt) = rt {
+            lock(&rt.endpoint).enabled = false;
+            let rest: Vec<DeliveryRecord> = lock(&self.inner.pending)
+                .values()
+                .filter(|e| e.record.endpoint_id == id && !e.running)
+                .map(|e| e.record.clone())
+                .collect();
+            self.inner
+                .finish_many(rest, DeliveryStatus::EndpointDisabled)
+                .await;
+        }
+        Ok(existed)
+    }
+
+    /// An endpoint as it stands now.
+    pub fn endpoint(&self, id: &str) -> Option<Endpoint> {
+        self.inner.runtime(id).map(|rt| rt.snapshot())
+    }
+
+    /// The state of an endpoint's circuit breaker.
+    pub fn circuit_state(&self, id: &str) -> Option<CircuitState> {
+        self.inner.runtime(id).map(|rt| rt.breaker.state())
+    }
+
+    /// Every endpoint.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let mut v: Vec<Endpoint> = self
+            .inner
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|rt| rt.snapshot())
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Enable an endpoint (clears its failure history and closes its breaker).
+    pub async fn enable_endpoint(&self, id: &str) -> Result<()> {
+        let rt = self
+            .inner
+            .runtime(id)
+            .ok_or_else(|| Error::not_found(format!("no endpoint {id:?}")))?;
+        let ep = {
+            let mut ep = lock(&rt.endpoint);
+            ep.enabled = true;
+            ep.disabled_reason = None;
+            ep.failing_since = None;
+            ep.clone()
+        };
+        rt.breaker.reset();
+        self.inner.store.save_endpoint(&ep).await?;
+        self.inner.emit(DispatcherEvent::EndpointEnabled {
+            endpoint_id: id.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Disable an endpoint by hand; its pending deliveries end as `endpoint_disabled`.
+    pub async fn disable_endpoint(&self, id: &str) -> Result<()> {
+        let rt = self
+            .inner
+            .runtime(id)
+            .ok_or_else(|| Error::not_found(format!("no endpoint {id:?}")))?;
+        self.inner.disable(&rt, DisableReason::Manual).await;
+        Ok(())
+    }
+
+    /// Rotate an endpoint's secret: `new` (or a fresh random one) signs from
+    /// now on, the previous ones keep signing for the rotation grace period.
+    /// Returns the new secret.
+    pub async fn rotate_secret(&self, id: &str, new: Option<Secret>) -> Result<Secret> {
+        let rt = self
+            .inner
+            .runtime(id)
+            .ok_or_else(|| Error::not_found(format!("no endpoint {id:?}")))?;
+        let new = new.unwrap_or_else(|| generate_secret(32));
+        let ep = {
+            let mut ep = lock(&rt.endpoint);
+            ep.rotate(
+                new.clone(),
+                self.inner.clock.now(),
+                self.inner.config.rotation_grace,
+            )?;
+            ep.clone()
+        };
+        self.inner.store.save_endpoint(&ep).await?;
+        Ok(new)
+    }
+
+    /// Fan `event` out to every enabled endpoint whose filter takes its type.
+    /// Returns once the deliveries are in the store.
+    pub async fn send(&self, event: &Envelope) -> Result<SendReceipt> {
+        let mut v = self.send_batch(std::slice::from_ref(event)).await?;
+        v.pop()
+            .ok_or_else(|| Error::internal("send_batch returned nothing"))
+    }
+
+    /// [`Dispatcher::send`] for many events, with one store write.
+    pub async fn send_batch(&self, events: &[Envelope]) -> Result<Vec<SendReceipt>> {
+        if lock(&self.inner.pending).len() + events.len() > self.inner.config.max_pending {
+            return Err(Error::rate_limited(
+                format!(
+                    "{} deliveries are pending already (max_pending)",
+                    self.inner.config.max_pending
+                ),
+                Some(Duration::from_secs(1)),
+            ));
+        }
+        let endpoints = self.endpoints();
+        let now = self.inner.clock.now();
+        let first_delay = self.inner.config.schedule.delay(0).unwrap_or_default();
+        let mut receipts = Vec::with_capacity(events.len());
+        let mut records = Vec::new();
+        for event in events {
+            event.validate()?;
+            let message_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+            let mut structured: Option<SharedText> = None;
+            let mut deliveries = Vec::new();
+            for ep in endpoints
+                .iter()
+                .filter(|ep| ep.enabled && ep.filter.matches(event.event_type()))
+            {
+                let (body, body_base64, content_type) = match ep.body {
+                    BodyMode::Structured => {
+                        if structured.is_none() {
+                            let bytes = event.to_json_bytes()?;
+                            let text = String::from_utf8(bytes)
+                                .map_err(|_| Error::internal("structured JSON is not UTF-8"))?;
+                            structured = Some(SharedText::from(text));
+                        }
+                        (
+                            structured.clone().unwrap_or_default(),
+                            false,
+                            "application/cloudevents+json".to_owned(),
+                        )
+                    }
+                    BodyMode::Raw => {
+                        let (b, b64, ct) = raw_body(event);
+                        (SharedText::from(b), b64, ct)
+                    }
+                };
+                let id = DeliveryRecord::id_for(&message_id, &ep.id);
+                deliveries.push(id.clone());
+                records.push(DeliveryRecord {
+                    id,
+                    message_id: message_id.clone(),
+                    endpoint_id: ep.id.clone(),
+                    event_id: event.id().to_owned(),
+                    event_type: event.event_type().to_owned(),
+                    body,
+                    body_base64,
+                    content_type,
+                    status: DeliveryStatus::Pending,
+                    created_at: now,
+                    seq: self.inner.seq.fetch_add(1, Ordering::Relaxed),
+                    next_attempt_at: Some(add(now, first_delay)),
+                    attempt_count: 0,
+                    round_start: 0,
+                    attempts: Vec::new(),
+                    finished_at: None,
+                });
+            }
+            receipts.push(SendReceipt {
+                message_id,
+                deliveries,
+            });
+        }
+        if !records.is_empty() {
+            self.inner.store.save_deliveries(records.clone()).await?;
+        }
+        for r in records {
+            self.inner.enqueue(r);
+        }
+        Ok(receipts)
+    }
+
+    /// A delivery, from the store.
+    pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {
+        Ok(self
+            .inner
+            .store
+            .get_deliveries(&[id.to_owned()])
+            .await?
+            .pop())
+    }
+
+    /// The deliveries of a message, from the store.
+    pub async fn deliveries_of_message(&self, message_id: &str) -> Result<Vec<DeliveryRecord>> {
+        let mut ids: Vec<String> = self
+            .inner
+            .store
+            .endpoints()
+            .await?
+            .iter()
+            .map(|ep| DeliveryRecord::id_for(message_id, &ep.id))
+            .collect();
+        ids.sort();
+        let found = self.inner.store.get_deliveries(&ids).await?;
+        if found.is_empty() {
+            // Endpoints removed since: fall back to a scan.
+            return self
+                .inner
+                .store
+                .scan(&DeliveryQuery {
+                    message_id: Some(message_id.to_owned()),
+                    ..DeliveryQuery::default()
+                })
+                .await;
+        }
+        Ok(found)
+    }
+
+    /// Every logged attempt of a message, to every endpoint, oldest first.
+    pub async fn attempts_of_message(&self, message_id: &str) -> Result<Vec<AttemptEntry>> {
+        Ok(entries(self.deliveries_of_message(message_id).await?))
+    }
+
+    /// The logged attempts to an endpoint (of deliveries created at or after
+    /// `since`, if given), oldest first.
+    pub async fn attempts_of_endpoint(
+        &self,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AttemptEntry>> {
+        let deliveries = self
+            .inner
+            .store
+            .scan(&DeliveryQuery {
+                endpoint_id: Some(endpoint_id.to_owned()),
+                created_since: since,
+                ..DeliveryQuery::default()
+            })
+            .await?;
+        Ok(entries(deliveries))
+    }
+
+    /// Deliveries matching a query, from the store.
+    pub async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>> {
+        self.inner.store.scan(query).await
+    }
+
+    /// Send a finished delivery again (same message id), starting the
+    /// schedule over. `Conflict` if it is still pending.
+    pub async fn resend(&self, delivery_id: &str) -> Result<()> {
+        let d = self
+            .delivery(delivery_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no delivery {delivery_id:?}")))?;
+        self.resend_records(vec![d]).await.map(drop)
+    }
+
+    /// Resend every delivery to `endpoint_id` created at or after `since`
+    /// that ended exhausted or endpoint-disabled. Returns how many.
+    pub async fn recover(&self, endpoint_id: &str, since: DateTime<Utc>) -> Result<usize> {
+        let failed = self
+            .inner
+            .store
+            .scan(&DeliveryQuery {
+                endpoint_id: Some(endpoint_id.to_owned()),
+                statuses: vec![DeliveryStatus::Exhausted, DeliveryStatus::EndpointDisabled],
+                created_since: Some(since),
+                limit: 0,
+                ..DeliveryQuery::default()
+            })
+            .await?;
+        self.resend_records(failed).await
+    }
+
+    async fn resend_records(&self, records: Vec<DeliveryRecord>) -> Result<usize> {
+        let now = self.inner.clock.now();
+        let first_delay = self.inner.config.schedule.delay(0).unwrap_or_default();
+        let mut out = Vec::with_capacity(records.len());
+        for mut d in records {
+            if d.status == DeliveryStatus::Pending || lock(&self.inner.pending).contains_key(&d.id)
+            {
+                return Err(Error::conflict(format!(
+                    "delivery {:?} is still pending",
+                    d.id
+                )));
+            }
+            d.status = DeliveryStatus::Pending;
+            d.round_start = d.attempt_count;
+            d.next_attempt_at = Some(add(now, first_delay));
+            d.finished_at = None;
+            out.push(d);
+        }
+        let n = out.len();
+        self.inner.store.save_deliveries(out.clone()).await?;
+        for d in out {
+            self.inner.enqueue(d);
+        }
+        Ok(n)
+    }
+}
+
+fn entries(deliveries: Vec<DeliveryRecord>) -> Vec<AttemptEntry> {
+    let mut v: Vec<AttemptEntry> = deliveries
+        .into_iter()
+        .flat_map(|d| {
+            let DeliveryRecord {
+                id,
+                message_id,
+                endpoint_id,
+                attempts,
+                ..
+            } = d;
+            attempts.into_iter().map(move |attempt| AttemptEntry {
+                delivery_id: id.clone(),
+                message_id: message_id.clone(),
+                endpoint_id: endpoint_id.clone(),
+                attempt,
+            })
+        })
+        .collect();
+    v.sort_by_key(|e| e.attempt.at);
+    v
+}
+
+/// The raw body of an event: its data with its content type.
+fn raw_body(event: &Envelope) -> (String, bool, String) {
+    let ct = event.datacontenttype().map(str::to_owned);
+    match event.data() {
+        Some(Data::Json(v)) => (
+            v.to_string(),
+            false,
+            ct.unwrap_or_else(|| "application/json".into()),
+        ),
+        Some(Data::Text(t)) => (
+            t.clone(),
+            false,
+            ct.unwrap_or_else(|| "text/plain; charset=utf-8".into()),
+        ),
+        Some(data) => {
+            let bytes = data.to_bytes();
+            (
+                crate::verify::encode_base64(&bytes),
+                true,
+                ct.unwrap_or_else(|| "application/octet-stream".into()),
+            )
+        }
+        None => (
+            String::new(),
+            false,
+            ct.unwrap_or_else(|| "application/json".into()),
+        ),
+    }
+}

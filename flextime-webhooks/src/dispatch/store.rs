@@ -1,0 +1,349 @@
+//! Dispatcher state: endpoints and deliveries (with their attempt log),
+//! behind [`DeliveryStore`]; [`MemoryStore`] keeps them in memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use flextime_core::{ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+
+use super::endpoint::Endpoint;
+
+/// Bytes of the response body kept per attempt.
+pub const RESPONSE_BODY_KEPT: usize = 4096;
+/// Attempts kept per delivery (the oldest are dropped beyond this).
+pub const ATTEMPTS_KEPT: usize = 64;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// More attempts will be made.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Every attempt of the schedule failed.
+    Exhausted,
+    /// The endpoint was disabled (410 Gone, failing too long, or by hand).
+    EndpointDisabled,
+}
+
+impl DeliveryStatus {
+    /// Whether no more attempts will be made.
+    pub fn is_final(self) -> bool {
+        self != Self::Pending
+    }
+
+    /// `pending`, `delivered`, `exhausted`, `endpoint_disabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Exhausted => "exhausted",
+            Self::EndpointDisabled => "endpoint_disabled",
+        }
+    }
+}
+
+/// One attempt of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first attempt of the delivery.
+    pub attempt: u32,
+    /// When it started.
+    pub at: DateTime<Utc>,
+    /// The HTTP status, when a response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// How long it took, in milliseconds.
+    pub latency_ms: u64,
+    /// The first [`RESPONSE_BODY_KEPT`] bytes of the response body (lossy UTF-8).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub response_body: String,
+    /// The kind of failure, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    /// What went wrong, when it failed (never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    /// Whether the endpoint accepted it.
+    pub fn succeeded(&self) -> bool {
+        self.error_kind.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// One message to one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// `<message id>.<endpoint id>`.
+    pub id: String,
+    /// The message id: the `webhook-id` header of every attempt.
+    pub message_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The CloudEvents id of the event.
+    pub event_id: String,
+    /// The CloudEvents type of the event.
+    pub event_type: String,
+    /// The request body (UTF-8, or base64 when `body_base64`).
+    pub body: SharedText,
+    /// Whether `body` is base64 of binary data.
+    #[serde(default)]
+    pub body_base64: bool,
+    /// The request's content type.
+    pub content_type: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Creation order within the dispatcher that created it (ties in `created_at`).
+    #[serde(default)]
+    pub seq: u64,
+    /// When the next attempt is due (pending deliveries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Attempts made in total.
+    #[serde(default)]
+    pub attempt_count: u32,
+    /// Attempts made before the current round (a resend starts a new round
+    /// of the schedule).
+    #[serde(default)]
+    pub round_start: u32,
+    /// The latest attempts, oldest first (at most [`ATTEMPTS_KEPT`]).
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// When it reached its final status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryRecord {
+    /// The delivery id of a message to an endpoint.
+    pub fn id_for(message_id: &str, endpoint_id: &str) -> String {
+        format!("{message_id}.{endpoint_id}")
+    }
+
+    /// The body bytes (shared with the record, not copied, for UTF-8 bodies).
+    pub fn body_bytes(&self) -> bytes::Bytes {
+        if self.body_base64 {
+            bytes::Bytes::from(crate::verify::decode_base64(&self.body.0).unwrap_or_default())
+        } else {
+            bytes::Bytes::from_owner(self.body.clone())
+        }
+    }
+
+    pub(crate) fn push_attempt(&mut self, attempt: Attempt) {
+        self.attempt_count = attempt.attempt;
+        self.attempts.push(attempt);
+        let excess = self.attempts.len().saturating_sub(ATTEMPTS_KEPT);
+        self.attempts.drain(..excess);
+    }
+}
+
+/// Immutable text shared between copies of a record (a request body is
+/// copied into the store, the queue and the attempt without duplicating it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SharedText(Arc<str>);
+
+impl SharedText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<&str> for SharedText {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl Serialize for SharedText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
+    }
+}
+
+/// Which deliveries [`DeliveryStore::scan`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    /// Only this endpoint's.
+    pub endpoint_id: Option<String>,
+    /// Only this message's.
+    pub message_id: Option<String>,
+    /// Only these statuses (empty: any).
+    pub statuses: Vec<DeliveryStatus>,
+    /// Only those created at or after this time.
+    pub created_since: Option<DateTime<Utc>>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
+}
+
+impl DeliveryQuery {
+    /// Whether `d` matches.
+    pub fn matches(&self, d: &DeliveryRecord) -> bool {
+        self.endpoint_id
+            .as_ref()
+            .is_none_or(|e| *e == d.endpoint_id)
+            && self.message_id.as_ref().is_none_or(|m| *m == d.message_id)
+            && (self.statuses.is_empty() || self.statuses.contains(&d.status))
+            && self.created_since.is_none_or(|t| d.created_at >= t)
+    }
+}
+
+/// Where a dispatcher keeps endpoints and deliveries. Writes are durable
+/// when the call returns (for a durable store).
+///
+/// One dispatcher works on a store at a time; a new one started on the same
+/// store resumes the pending deliveries.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
+    /// Create or replace an endpoint.
+    async fn save_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// Remove an endpoint (its deliveries stay); whether it existed.
+    async fn delete_endpoint(&self, id: &str) -> Result<bool>;
+    /// Every endpoint.
+    async fn endpoints(&self) -> Result<Vec<Endpoint>>;
+    /// Create or replace deliveries (one atomic batch where the backend can).
+    async fn save_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> Result<()>;
+    /// The deliveries among `ids` that exist.
+    async fn get_deliveries(&self, ids: &[String]) -> Result<Vec<DeliveryRecord>>;
+    /// The deliveries matching `query`, oldest first.
+    async fn scan(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>>;
+    /// Whether concurrent `save_deliveries` calls are gathered into shared
+    /// commits (then the dispatcher does not hold a worker while a final
+    /// outcome is committed). Default false.
+    fn group_commits(&self) -> bool {
+        false
+    }
+}
+
+/// State in memory: lost with the process. Keeps at most `max_finished`
+/// finished deliveries (default 100 000), dropping the oldest.
+#[derive(Debug)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+    max_finished: usize,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    endpoints: HashMap<String, Endpoint>,
+    deliveries: HashMap<String, DeliveryRecord>,
+    finished: VecDeque<String>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl MemoryStore {
+    /// A store keeping at most `max_finished` finished deliveries.
+    pub fn new(max_finished: usize) -> Self {
+        Self {
+            inner: Mutex::new(MemoryInner::default()),
+            max_finished: max_finished.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryStore {
+    async fn save_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        self.lock()
+            .endpoints
+            .insert(endpoint.id.clone(), endpoint.clone());
+        Ok(())
+    }
+
+    async fn delete_endpoint(&self, id: &str) -> Result<bool> {
+        Ok(self.lock().endpoints.remove(id).is_some())
+    }
+
+    async fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        let mut v: Vec<Endpoint> = self.lock().endpoints.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(v)
+    }
+
+    async fn save_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> Result<()> {
+        let mut inner = self.lock();
+        for d in deliveries {
+            if d.status.is_final() {
+                inner.finished.push_back(d.id.clone());
+            }
+            inner.deliveries.insert(d.id.clone(), d);
+        }
+        while inner.finished.len() > self.max_finished {
+            if let Some(id) = inner.finished.pop_front()
+                && inner
+                    .deliveries
+                    .get(&id)
+                    .is_some_and(|d| d.status.is_final())
+            {
+                inner.deliveries.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_deliveries(&self, ids: &[String]) -> Result<Vec<DeliveryRecord>> {
+        let inner = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| inner.deliveries.get(id).cloned())
+            .collect())
+    }
+
+    async fn scan(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>> {
+        let mut v: Vec<DeliveryRecord> = self
+            .lock()
+            .deliveries
+            .values()
+            .filter(|d| query.matches(d))
+            .cloned()
+            .collect();
+        v.sort_by_key(|d| (d.created_at, d.seq));
+        if query.limit > 0 {
+            v.truncate(query.limit);
+        }
+        Ok(v)
+    }
+}
