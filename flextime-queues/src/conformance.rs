@@ -574,15 +574,30 @@ impl Suite {
     }
 
     /// With `restart` stopping and starting the broker mid-stream, every
-    /// message whose send was confirmed is delivered.
+    /// message whose send was confirmed is delivered, and clients reconnect
+    /// by themselves.
+    ///
+    /// Nothing of the checked topic is fetched before the restart (its
+    /// group is declared by a consumer that leaves at once), so the messages
+    /// sent before it can only come from the broker's storage: a broker that
+    /// loses them fails the check. A second consumer, on another topic,
+    /// stays connected through the restart and must receive a message sent
+    /// after it.
     pub async fn broker_restart_loses_nothing<F, Fut>(&self, mut restart: F) -> Result<()>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<()>>,
     {
         let topic = topic_name("restart");
-        let mut consumer = self
-            .consumer(ConsumerOptions::new(&topic, group(&topic, "g")))
+        let live_topic = topic_name("restart-live");
+        let options = ConsumerOptions::new(&topic, group(&topic, "g"));
+        // declare the group (RabbitMQ refuses messages no queue takes), then
+        // leave before anything is sent
+        let mut declare = self.consumer(options.clone()).await?;
+        declare.shutdown().await?;
+        drop(declare);
+        let mut live = self
+            .consumer(ConsumerOptions::new(&live_topic, group(&live_topic, "g")))
             .await?;
         let producer = self.broker.producer(ProducerOptions::default()).await?;
         let mut confirmed = HashSet::new();
@@ -591,27 +606,32 @@ impl Suite {
                 restart().await?;
             }
             let id = format!("r{i}");
-            let deadline = tokio::time::Instant::now() + self.wait;
-            loop {
-                match producer
-                    .send(&topic, Message::new("durable").with_id(&id))
-                    .await
-                {
-                    Ok(()) => {
-                        confirmed.insert(id.clone());
-                        break;
-                    }
-                    Err(err) => {
-                        ensure!(
-                            tokio::time::Instant::now() < deadline,
-                            "send {id} failed for {:?}: {err}",
-                            self.wait
-                        );
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+            self.send_until_confirmed(producer.as_ref(), &topic, &id)
+                .await?;
+            confirmed.insert(id);
+        }
+        self.send_until_confirmed(producer.as_ref(), &live_topic, "live")
+            .await?;
+        // errors while the consumer reconnects may surface: keep asking
+        let deadline = tokio::time::Instant::now() + self.wait * 2;
+        loop {
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the consumer that lived through the restart never got the message sent after it"
+            );
+            if let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_secs(2), live.next()).await
+            {
+                ensure!(
+                    d.message().id == "live",
+                    "the live consumer got {}",
+                    d.message().id
+                );
+                d.ack().await?;
+                break;
             }
         }
+        live.shutdown().await?;
+        let mut consumer = self.consumer(options).await?;
         let deadline = tokio::time::Instant::now() + self.wait * 2;
         while !confirmed.is_empty() {
             ensure!(
@@ -623,14 +643,39 @@ impl Suite {
             match tokio::time::timeout(Duration::from_secs(2), consumer.next()).await {
                 Ok(Ok(Some(d))) => {
                     confirmed.remove(&d.message().id);
-                    // an ack may fail while the broker is away; the
-                    // message then comes again
-                    let _ = d.ack().await;
+                    d.ack().await?;
                 }
                 Ok(Ok(None)) => return Err(Error::internal("conformance: consumer ended")),
                 Ok(Err(_)) | Err(_) => {}
             }
         }
         consumer.shutdown().await
+    }
+
+    /// Sends `id` to `topic`, retrying while the broker is away (for at
+    /// most [`Suite::wait`]).
+    async fn send_until_confirmed(
+        &self,
+        producer: &dyn crate::Producer,
+        topic: &str,
+        id: &str,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            match producer
+                .send(topic, Message::new("durable").with_id(id))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    ensure!(
+                        tokio::time::Instant::now() < deadline,
+                        "send {id} failed for {:?}: {err}",
+                        self.wait
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
     }
 }
