@@ -79,7 +79,9 @@ impl DbDeliveryStore {
         collection: &str,
         mut keep: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
-        let mut out = Vec::new();
+        // The feed holds every change of a record: keep each record's
+        // latest one (a tombstone included), in feed order.
+        let mut latest: HashMap<String, flextime_db::Record> = HashMap::new();
         let mut after = 0;
         loop {
             let page = self
@@ -88,14 +90,18 @@ impl DbDeliveryStore {
                 .await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            for r in &page {
-                if r.is_deleted() {
-                    continue;
-                }
-                let item: T = r.data_as()?;
-                if keep(&item) {
-                    out.push(item);
-                }
+            for r in page {
+                latest.insert(r.id.clone(), r);
+            }
+        }
+        let mut current: Vec<flextime_db::Record> =
+            latest.into_values().filter(|r| !r.is_deleted()).collect();
+        current.sort_by_key(|r| r.seq);
+        let mut out = Vec::new();
+        for r in &current {
+            let item: T = r.data_as()?;
+            if keep(&item) {
+                out.push(item);
             }
         }
         Ok(out)
