@@ -358,3 +358,65 @@ pub(crate) fn is_deadlock(err: &Error) -> bool {
         && (err.message().starts_with("database error 40001")
             || err.message().starts_with("database error 40P01"))
 }
+
+/// `impl Adapter for $adapter { ... }` for a SQL backend: writes the
+/// methods that read the same on every SQL backend (`backend`,
+/// `supports_transactions`, `migrate`, `ping`, `get`, `get_many`) next to
+/// the backend's own. Used in each backend module, where `BACKEND`,
+/// `MIGRATIONS`, `map_err`, `observe`, `run_migrations` and the `check_*`
+/// helpers are in scope and the adapter has `pool`, `allow_destructive` and
+/// `fetch_records`.
+macro_rules! sql_adapter_impl {
+    ($adapter:ty { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl Adapter for $adapter {
+        fn backend(&self) -> &'static str {
+            BACKEND
+        }
+
+        fn supports_transactions(&self) -> bool {
+            true
+        }
+
+        async fn migrate(&self) -> Result<()> {
+            observe(BACKEND, "migrate", async {
+                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                run_migrations(&mut *conn, MIGRATIONS, self.allow_destructive).await
+            })
+            .await
+        }
+
+        async fn ping(&self) -> Result<()> {
+            observe(BACKEND, "ping", async {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)
+                    .map(drop)
+            })
+            .await
+        }
+
+        async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+            observe(BACKEND, "get", async {
+                check_collection(collection)?;
+                check_id(id)?;
+                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                conn.get_record(collection, id).await
+            })
+            .await
+        }
+
+        async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+            observe(BACKEND, "get_many", async {
+                check_ids(collection, ids)?;
+                self.fetch_records(collection, ids).await
+            })
+            .await
+        }
+
+            $($own)*
+        }
+    };
+}
+pub(crate) use sql_adapter_impl;

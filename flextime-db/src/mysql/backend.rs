@@ -247,52 +247,7 @@ impl RowStore for MySqlConnection {
     }
 }
 
-#[async_trait::async_trait]
-impl Adapter for MysqlAdapter {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-
-    fn supports_transactions(&self) -> bool {
-        true
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        observe(BACKEND, "migrate", async {
-            let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            run_migrations(&mut *conn, MIGRATIONS, self.allow_destructive).await
-        })
-        .await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        observe(BACKEND, "ping", async {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)
-                .map(drop)
-        })
-        .await
-    }
-
-    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
-        observe(BACKEND, "get", async {
-            check_collection(collection)?;
-            check_id(id)?;
-            let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            conn.get_record(collection, id).await
-        })
-        .await
-    }
-
-    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
-        observe(BACKEND, "get_many", async {
-            check_ids(collection, ids)?;
-            self.fetch_records(collection, ids).await
-        })
-        .await
-    }
+crate::sql::sql_adapter_impl!(MysqlAdapter {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
         // InnoDB may pick a write as a deadlock victim (its locking reads
@@ -505,7 +460,7 @@ impl Adapter for MysqlAdapter {
         })
         .await
     }
-}
+});
 
 #[async_trait::async_trait]
 impl HealthCheck for MysqlAdapter {

@@ -329,52 +329,7 @@ async fn append_log<'a>(
     Ok(())
 }
 
-#[async_trait::async_trait]
-impl Adapter for SqliteAdapter {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-
-    fn supports_transactions(&self) -> bool {
-        true
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        observe(BACKEND, "migrate", async {
-            let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            run_migrations(&mut *conn, MIGRATIONS, self.allow_destructive).await
-        })
-        .await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        observe(BACKEND, "ping", async {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)
-                .map(drop)
-        })
-        .await
-    }
-
-    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
-        observe(BACKEND, "get", async {
-            check_collection(collection)?;
-            check_id(id)?;
-            let mut conn = self.pool.acquire().await.map_err(map_err)?;
-            conn.get_record(collection, id).await
-        })
-        .await
-    }
-
-    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
-        observe(BACKEND, "get_many", async {
-            check_ids(collection, ids)?;
-            self.fetch_records(collection, ids).await
-        })
-        .await
-    }
+crate::sql::sql_adapter_impl!(SqliteAdapter {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
         observe(
@@ -541,7 +496,7 @@ impl Adapter for SqliteAdapter {
         })
         .await
     }
-}
+});
 
 #[async_trait::async_trait]
 impl HealthCheck for SqliteAdapter {
