@@ -152,34 +152,30 @@ pub(crate) fn delayed_key(topic: &str) -> String {
 /// The field that holds a whole message moved from the delayed set.
 pub(crate) const DELAYED_FIELD: &str = "flextime-delayed";
 
-/// A message as stream fields; `attempt` is the number of deliveries before
-/// this copy.
-pub(crate) fn to_fields(message: &Message, attempt: u32) -> Vec<(String, Vec<u8>)> {
-    let mut fields = vec![
-        ("id".to_owned(), message.id.clone().into_bytes()),
-        (
-            "ts".to_owned(),
-            unix_millis(message.timestamp).to_string().into_bytes(),
-        ),
-        ("attempt".to_owned(), attempt.to_string().into_bytes()),
-    ];
+/// Walks a message's stream fields in order (`id`, `ts`, `attempt`, `key`,
+/// `h:<header>`..., `payload`); `attempt` is the number of deliveries before
+/// this copy. The one definition of the entry layout, for `XADD` and for
+/// delayed-set members.
+pub(crate) fn for_each_field(message: &Message, attempt: u32, mut field: impl FnMut(&str, &[u8])) {
+    field("id", message.id.as_bytes());
+    field("ts", unix_millis(message.timestamp).to_string().as_bytes());
+    field("attempt", attempt.to_string().as_bytes());
     if let Some(key) = &message.key {
-        fields.push(("key".to_owned(), key.clone().into_bytes()));
+        field("key", key.as_bytes());
     }
     for (name, value) in &message.headers {
-        fields.push((format!("h:{name}"), value.clone().into_bytes()));
+        field(&format!("h:{name}"), value.as_bytes());
     }
-    fields.push(("payload".to_owned(), message.payload.to_vec()));
-    fields
+    field("payload", &message.payload);
 }
 
 /// The delayed-set member for a message: its fields as JSON (values base64).
 pub(crate) fn to_member(message: &Message, attempt: u32) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut fields: Vec<(String, String)> = to_fields(message, attempt)
-        .into_iter()
-        .map(|(k, v)| (k, b64.encode(v)))
-        .collect();
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for_each_field(message, attempt, |k, v| {
+        fields.push((k.to_owned(), b64.encode(v)));
+    });
     // unique even when the same message is delayed twice
     fields.push((
         "nonce".to_owned(),
@@ -266,23 +262,12 @@ fn from_member(member: &[u8]) -> Result<(Message, u32)> {
     from_fields(values)
 }
 
-/// `XADD stream * <fields of message>`, written straight into the command
-/// (the same fields as [`to_fields`], without the intermediate copies).
+/// `XADD stream * <fields of message>`, written straight into the command.
 pub(crate) fn xadd(pipe: &mut redis::Pipeline, stream: &str, message: &Message, attempt: u32) {
     let cmd = pipe.cmd("XADD").arg(stream).arg("*");
-    cmd.arg("id")
-        .arg(message.id.as_str())
-        .arg("ts")
-        .arg(unix_millis(message.timestamp))
-        .arg("attempt")
-        .arg(attempt);
-    if let Some(key) = &message.key {
-        cmd.arg("key").arg(key.as_str());
-    }
-    for (name, value) in &message.headers {
-        cmd.arg(format!("h:{name}")).arg(value.as_str());
-    }
-    cmd.arg("payload").arg(message.payload.as_ref());
+    for_each_field(message, attempt, |k, v| {
+        cmd.arg(k).arg(v);
+    });
 }
 
 /// `ZADD key (broker time + delay_ms) member`, on the broker's clock.
