@@ -11,7 +11,12 @@ use flextime_testkit::server::free_port;
 
 fn suite(url: &str) -> Suite {
     let broker = KafkaBroker::new(KafkaConfig::from_url(url).unwrap()).unwrap();
-    Suite::new(Arc::new(broker))
+    let mut suite = Suite::new(Arc::new(broker));
+    // A partition held by a consumer that went away reaches another member
+    // only after a rebalance, which can wait out the old member's session
+    // (10 s) first; on a loaded 2-core machine 20 s was not always enough.
+    suite.wait = std::time::Duration::from_secs(45);
+    suite
 }
 
 macro_rules! checks {
