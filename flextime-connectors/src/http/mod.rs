@@ -1,0 +1,1 @@
+//! The HTTP client stack every HTTP connector uses.

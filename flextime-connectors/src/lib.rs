@@ -1,0 +1,79 @@
+//! Connectors of the Flextime integration SDK.
+//!
+//! - [`Connector`]: what every connector is (a name, its [`Capability`]s and a
+//!   [`check`](Connector::check) of credentials and reachability), with
+//!   capability traits on top, such as [`calendar::CalendarProvider`].
+//! - [`http`]: the one HTTP client stack every HTTP connector uses: retries
+//!   with backoff and jitter, `Retry-After` and `X-RateLimit-*`, a client-side
+//!   token bucket, timeouts, pagination streams, OAuth2 / API key / Bearer /
+//!   Basic auth and request tracing with secrets redacted.
+//! - Calendar connectors behind cargo features: `ics` (default), `caldav`,
+//!   `google-calendar`, `microsoft-graph`.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod calendar;
+pub mod http;
+
+use flextime_core::{HealthReport, Result};
+
+/// What a connector can do; a connector lists its capabilities so a host can
+/// discover them at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Capability {
+    /// Lists calendars and reads their events incrementally.
+    CalendarRead,
+    /// Creates, updates and deletes calendar events.
+    CalendarWrite,
+    /// Answers free/busy queries.
+    FreeBusy,
+    /// Reads records from a document database (Notion ...).
+    RecordRead,
+    /// Writes records to a document database.
+    RecordWrite,
+    /// Sends email.
+    Email,
+    /// Sends SMS.
+    Sms,
+    /// Takes payments.
+    Payments,
+    /// Records analytics events.
+    Analytics,
+}
+
+/// A connection to one external system.
+///
+/// Implementors also implement the capability traits they list in
+/// [`capabilities`](Connector::capabilities).
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// The connector's name (`caldav`, `google-calendar` ...), used in logs,
+    /// metrics and change keys.
+    fn name(&self) -> &str;
+
+    /// What this connector can do.
+    fn capabilities(&self) -> &[Capability];
+
+    /// Checks credentials and reachability with one cheap request.
+    async fn check(&self) -> Result<()>;
+
+    /// [`check`](Connector::check) as a health report.
+    async fn health(&self) -> HealthReport {
+        HealthReport::from_result(&self.check().await)
+    }
+}
+
+/// Any connector as a core [`HealthCheck`](flextime_core::HealthCheck).
+pub struct ConnectorHealth<C>(pub C);
+
+#[async_trait::async_trait]
+impl<C: Connector> flextime_core::HealthCheck for ConnectorHealth<C> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn check(&self) -> HealthReport {
+        self.0.health().await
+    }
+}
