@@ -13,6 +13,8 @@
 
 pub mod calendar;
 pub mod http;
+#[cfg(feature = "ics")]
+pub mod ics;
 
 use flextime_core::{HealthReport, Result};
 

@@ -1,0 +1,1 @@
+//! ICS feed import (placeholder until the HTTP toolkit lands).
