@@ -12,6 +12,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod calendar;
+#[cfg(feature = "caldav")]
+pub mod caldav;
 pub mod http;
 #[cfg(feature = "ics")]
 pub mod ics;

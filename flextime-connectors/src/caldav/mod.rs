@@ -1,0 +1,966 @@
+//! CalDAV (RFC 4791) with WebDAV sync (RFC 6578): [`CalDavConnector`], a
+//! [`Connector`] and [`CalendarProvider`].
+//!
+//! - Discovery (RFC 6764 / 4791): `DAV:current-user-principal` on the base
+//!   URL, `C:calendar-home-set` on the principal, then a Depth 1 PROPFIND on
+//!   the home listing the collections whose `resourcetype` has `C:calendar`
+//!   and whose `supported-calendar-component-set` includes VEVENT (absent
+//!   means every component). Calendar ids are the collections' hrefs.
+//! - [`sync_events`](CalendarProvider::sync_events): a `sync-collection`
+//!   REPORT (RFC 6578) from the token given (none lists everything), members
+//!   answered `404` become [`EventChange::Delete`], the others are fetched
+//!   with `calendar-multiget` in chunks; a truncated answer (`507` on the
+//!   request-URI) is continued with the token it carries; a token the server
+//!   rejects (`403`/`409` with the `DAV:valid-sync-token` precondition, or
+//!   `400`) runs a full listing with [`EventSync::full_resync`] set.
+//! - One calendar object resource (every VEVENT of one UID: the master and
+//!   its `RECURRENCE-ID` overrides) is one [`RemoteEvent`] whose id is the
+//!   object's href, mapped with [`crate::ics`].
+//! - Writes: `PUT` with `If-None-Match: *` to create (the object name is
+//!   derived from the UID, see [`object_name`]), `PUT` with `If-Match` to
+//!   update, `DELETE` with `If-Match`; a failed precondition (`412`, or
+//!   `409` such as `C:no-uid-conflict`) is a `Conflict`; deleting an object
+//!   that is already gone is not an error.
+//! - [`free_busy`](CalendarProvider::free_busy): a `calendar-query` REPORT
+//!   by time range, recurrences expanded locally with
+//!   [`ScheduleItem::occurrences`]; cancelled and `TRANSP:TRANSPARENT` events
+//!   and cancelled instances do not count.
+//!
+//! ```no_run
+//! use flextime_connectors::caldav::CalDavConnector;
+//! use flextime_connectors::calendar::CalendarProvider;
+//! use flextime_connectors::http::Auth;
+//!
+//! # async fn run() -> flextime_core::Result<()> {
+//! let caldav = CalDavConnector::new("https://dav.example.com/", Auth::basic("ann", "pw"))?;
+//! for calendar in caldav.list_calendars().await? {
+//!     let sync = caldav.sync_events(&calendar.id, None).await?;
+//!     println!("{}: {} events, next token {}", calendar.name, sync.changes.len(), sync.next_token);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod xml;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use flextime_core::{Error, ErrorKind, ExternalRef, Result, ScheduleItem, Status};
+use http::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::calendar::{
+    BusyPeriod, CalendarInfo, CalendarProvider, EventChange, EventRef, EventSync, RemoteEvent,
+};
+use crate::http::{Auth, HttpClient, Response};
+use crate::{Capability, Connector, ics};
+use xml::{APPLE_ICAL, CALDAV, CALENDARSERVER, DAV, DavResponse, MultiStatus};
+
+/// The connector's name, also the key of its [`ExternalRef`] in
+/// [`ScheduleItem::external_refs`].
+pub const NAME: &str = "caldav";
+
+/// How many hrefs one `calendar-multiget` asks for by default.
+pub const DEFAULT_MULTIGET_CHUNK: usize = 100;
+
+/// The most occurrences of one event expanded for a free/busy query.
+pub const MAX_OCCURRENCES: usize = 10_000;
+
+/// The most `sync-collection` rounds one sync follows (each truncated
+/// answer costs one); more is an error rather than a loop without end.
+const MAX_SYNC_ROUNDS: usize = 10_000;
+
+const XML_CONTENT_TYPE: &str = "application/xml; charset=utf-8";
+const ICS_CONTENT_TYPE: &str = "text/calendar; charset=utf-8";
+
+const CAPABILITIES: &[Capability] = &[
+    Capability::CalendarRead,
+    Capability::CalendarWrite,
+    Capability::FreeBusy,
+];
+
+/// A CalDAV server account: discovery, calendars, incremental sync, writes
+/// with ETag preconditions and free/busy. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct CalDavConnector {
+    http: HttpClient,
+    multiget_chunk: usize,
+    home: Mutex<Option<String>>,
+}
+
+/// What one sync-collection pass found for one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Member {
+    Changed(Option<String>),
+    Deleted,
+}
+
+/// The members a sync-collection listed, in first-seen order, and the token
+/// to use next.
+#[derive(Debug, Default)]
+struct Listing {
+    order: Vec<String>,
+    members: HashMap<String, Member>,
+    token: String,
+}
+
+impl Listing {
+    fn record(&mut self, href: String, member: Member) {
+        if !self.members.contains_key(&href) {
+            self.order.push(href.clone());
+        }
+        self.members.insert(href, member);
+    }
+}
+
+/// One fetched calendar object: its href, etag and iCalendar data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarObject {
+    /// The object's href (a path).
+    pub href: String,
+    /// Its ETag, when the server sent one.
+    pub etag: Option<String>,
+    /// Its iCalendar text.
+    pub data: String,
+}
+
+fn method(name: &'static str) -> Method {
+    // The names used here are valid tokens; the fallback is never taken.
+    Method::from_bytes(name.as_bytes()).unwrap_or(Method::GET)
+}
+
+/// The object name (last path segment, with `.ics`) a new event with this
+/// UID is stored under: the UID itself when it is short and made of
+/// `A-Z a-z 0-9 - _ . @` (not starting with a dot), otherwise the first 32
+/// hex digits of its SHA-256.
+///
+/// ```
+/// use flextime_connectors::caldav::object_name;
+/// assert_eq!(object_name("evt-1@example.com"), "evt-1@example.com.ics");
+/// assert_eq!(object_name("a/b").len(), 32 + 4);
+/// ```
+pub fn object_name(uid: &str) -> String {
+    let safe = !uid.is_empty()
+        && uid.len() <= 128
+        && !uid.starts_with('.')
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    if safe {
+        format!("{uid}.ics")
+    } else {
+        let digest = Sha256::digest(uid.as_bytes());
+        let hex: String = digest
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{hex}.ics")
+    }
+}
+
+/// Percent-decodes a path for comparison (invalid escapes are kept as is).
+fn decode_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether two hrefs (paths) name the same resource.
+fn same_resource(a: &str, b: &str) -> bool {
+    decode_path(a).trim_end_matches('/') == decode_path(b).trim_end_matches('/')
+}
+
+/// Whether an item is marked `TRANSP:TRANSPARENT` (kept by the ICS mapping
+/// in `extensions["ics"]["properties"]`).
+fn is_transparent(item: &ScheduleItem) -> bool {
+    item.extensions
+        .get(ics::ICS_EXTENSION)
+        .and_then(|ext| ext.get("properties"))
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|props| {
+            props.iter().filter_map(serde_json::Value::as_str).any(|line| {
+                let upper = line.to_ascii_uppercase();
+                upper.starts_with("TRANSP") && upper.trim_end().ends_with(":TRANSPARENT")
+            })
+        })
+}
+
+/// Sorts, merges overlapping or touching periods and clips them to the window.
+fn merge_periods(
+    mut periods: Vec<BusyPeriod>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<BusyPeriod> {
+    periods.retain(|p| p.end > from && p.start < to && p.end > p.start);
+    for p in &mut periods {
+        p.start = p.start.max(from);
+        p.end = p.end.min(to);
+    }
+    periods.sort_by_key(|p| (p.start, p.end));
+    let mut out: Vec<BusyPeriod> = Vec::with_capacity(periods.len());
+    for p in periods {
+        match out.last_mut() {
+            Some(last) if p.start <= last.end => last.end = last.end.max(p.end),
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+/// The iCalendar text stored for `item`: its own `caldav` reference is left
+/// out (the href and etag are the server's, not part of the event).
+fn ics_for(item: &ScheduleItem) -> Result<String> {
+    if item.id.trim().is_empty() {
+        return Err(Error::invalid_input(
+            "caldav: an event needs an id (its iCalendar UID)",
+        ));
+    }
+    if item.external_refs.contains_key(NAME) {
+        let mut copy = item.clone();
+        copy.external_refs.remove(NAME);
+        Ok(ics::item_to_ics(&copy))
+    } else {
+        Ok(ics::item_to_ics(item))
+    }
+}
+
+/// Maps one calendar object to a [`RemoteEvent`]; `Ok(None)` for an object
+/// with no VEVENT (a VTODO in a mixed collection).
+fn to_remote(object: CalendarObject) -> Result<Option<RemoteEvent>> {
+    let cal = ics::parse_calendar(&object.data)?;
+    if cal.vevents().next().is_none() {
+        return Ok(None);
+    }
+    let mut items = cal.events()?;
+    if items.len() != 1 {
+        return Err(Error::invalid_input(format!(
+            "caldav: {} holds {} UIDs; a calendar object holds one",
+            object.href,
+            items.len()
+        )));
+    }
+    let mut item = items.remove(0);
+    item.external_refs.insert(
+        NAME.to_owned(),
+        ExternalRef {
+            id: object.href.clone(),
+            etag: object.etag.clone(),
+        },
+    );
+    Ok(Some(RemoteEvent {
+        id: object.href,
+        etag: object.etag,
+        item,
+    }))
+}
+
+/// Maps objects to events, skipping (with a warning) any the mapping
+/// refuses so one bad object does not hide the others.
+fn to_remotes(objects: Vec<CalendarObject>) -> Vec<RemoteEvent> {
+    let mut out = Vec::with_capacity(objects.len());
+    for object in objects {
+        let href = object.href.clone();
+        match to_remote(object) {
+            Ok(Some(event)) => out.push(event),
+            Ok(None) => tracing::debug!(href, "caldav: not an event, skipped"),
+            Err(e) => tracing::warn!(href, error = %e, "caldav: unreadable calendar object skipped"),
+        }
+    }
+    out
+}
+
+impl CalDavConnector {
+    /// A connector for the server at `url` (the server root, a principal or
+    /// a calendar home: discovery starts there).
+    pub fn new(url: &str, auth: Auth) -> Result<Self> {
+        let http = HttpClient::builder(NAME).base_url(url)?.auth(auth).build()?;
+        Ok(Self::with_client(http))
+    }
+
+    /// A connector over an [`HttpClient`] built by the caller (its own
+    /// timeouts, rate limit or retry policy).
+    pub fn with_client(http: HttpClient) -> Self {
+        Self {
+            http,
+            multiget_chunk: DEFAULT_MULTIGET_CHUNK,
+            home: Mutex::new(None),
+        }
+    }
+
+    /// How many objects one `calendar-multiget` fetches (at least 1; default
+    /// [`DEFAULT_MULTIGET_CHUNK`]).
+    #[must_use]
+    pub fn with_multiget_chunk(mut self, chunk: usize) -> Self {
+        self.multiget_chunk = chunk.max(1);
+        self
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// Resolves an href (an absolute path, a same-origin URL or a path
+    /// relative to the base URL) to a URL.
+    fn url_of(&self, href: &str) -> Result<Url> {
+        if href.starts_with("http://") || href.starts_with("https://") {
+            return self.http.url(href);
+        }
+        self.http
+            .base_url()
+            .join(href)
+            .map_err(|e| Error::invalid_input(format!("caldav: {href:?} is not a valid href: {e}")))
+    }
+
+    /// The URL of a collection (with its trailing slash).
+    fn collection_url(&self, calendar: &str) -> Result<Url> {
+        let mut url = self.url_of(calendar)?;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(url)
+    }
+
+    /// The URL of event `id` of `calendar`: an absolute path or URL as is,
+    /// a bare name inside the collection.
+    fn object_url(&self, calendar: &str, id: &str) -> Result<Url> {
+        if id.starts_with('/') || id.starts_with("http://") || id.starts_with("https://") {
+            self.url_of(id)
+        } else {
+            self.collection_url(calendar)?
+                .join(id)
+                .map_err(|e| Error::invalid_input(format!("caldav: {id:?} is not a valid id: {e}")))
+        }
+    }
+
+    /// The path of an href as the server wrote it (a full URL becomes its path).
+    fn href_path(href: &str) -> String {
+        match Url::parse(href) {
+            Ok(url) if url.has_host() => url.path().to_owned(),
+            _ => href.to_owned(),
+        }
+    }
+
+    async fn report(&self, url: &Url, depth: &str, body: String) -> Result<Response> {
+        self.http
+            .request(method("REPORT"), url.as_str())
+            .header("Depth", depth)
+            .body(body, XML_CONTENT_TYPE)
+            .idempotent(true)
+            .send()
+            .await
+    }
+
+    async fn propfind(&self, url: &Url, depth: &str, props: &[&str]) -> Result<MultiStatus> {
+        let resp = self
+            .http
+            .request(method("PROPFIND"), url.as_str())
+            .header("Depth", depth)
+            .body(xml::propfind(props), XML_CONTENT_TYPE)
+            .idempotent(true)
+            .send()
+            .await?;
+        multistatus(&resp)
+    }
+
+    /// The principal URL of the authenticated user
+    /// (`DAV:current-user-principal` on the base URL).
+    pub async fn principal(&self) -> Result<String> {
+        let base = self.http.base_url().clone();
+        let ms = self
+            .propfind(&base, "0", &["D:current-user-principal"])
+            .await?;
+        let prop = ms
+            .responses
+            .iter()
+            .find_map(|r| r.prop(DAV, "current-user-principal"));
+        match prop {
+            Some(p) => match p.child(DAV, "href").map(xml::Element::trimmed) {
+                Some(href) if !href.is_empty() => Ok(Self::href_path(href)),
+                _ => Err(Error::unauthorized(
+                    "caldav: the server knows no principal for these credentials",
+                )),
+            },
+            None => Err(Error::permanent(format!(
+                "caldav: {} does not report DAV:current-user-principal",
+                self.http.base_url().path()
+            ))),
+        }
+    }
+
+    /// The calendar home of the authenticated user (`C:calendar-home-set`
+    /// of the principal; the principal itself when the server names none).
+    /// Remembered after the first call.
+    pub async fn calendar_home(&self) -> Result<String> {
+        if let Some(home) = self
+            .home
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            return Ok(home);
+        }
+        let principal = self.principal().await?;
+        let url = self.collection_url(&principal)?;
+        let ms = self.propfind(&url, "0", &["C:calendar-home-set"]).await?;
+        let home = ms
+            .responses
+            .iter()
+            .find_map(|r| r.prop_href(CALDAV, "calendar-home-set"))
+            .map_or(principal, |h| Self::href_path(&h));
+        *self
+            .home
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(home.clone());
+        Ok(home)
+    }
+
+    /// Creates a calendar collection `name` (letters, digits, `-`, `_`, `.`)
+    /// in the calendar home with `MKCALENDAR`, for VEVENTs; returns its id.
+    pub async fn make_calendar(&self, name: &str, display_name: &str) -> Result<String> {
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return Err(Error::invalid_input(format!(
+                "caldav: {name:?} is not a valid calendar name"
+            )));
+        }
+        let home = self.calendar_home().await?;
+        let url = self
+            .collection_url(&home)?
+            .join(&format!("{name}/"))
+            .map_err(|e| Error::invalid_input(format!("caldav: bad calendar name: {e}")))?;
+        self.http
+            .request(method("MKCALENDAR"), url.as_str())
+            .body(xml::mkcalendar(display_name, None), XML_CONTENT_TYPE)
+            .idempotent(false)
+            .send()
+            .await?;
+        Ok(url.path().to_owned())
+    }
+
+    /// Deletes a whole calendar collection; one already gone is not an error.
+    pub async fn delete_calendar(&self, calendar: &str) -> Result<()> {
+        let url = self.collection_url(calendar)?;
+        match self.http.delete(url.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn calendar_info(r: &DavResponse) -> Option<CalendarInfo> {
+        let rt = r.prop(DAV, "resourcetype")?;
+        rt.child(CALDAV, "calendar")?;
+        if let Some(set) = r.prop(CALDAV, "supported-calendar-component-set") {
+            let vevent = set
+                .children_named(CALDAV, "comp")
+                .any(|c| c.attr("name").is_some_and(|n| n.eq_ignore_ascii_case("VEVENT")));
+            if !vevent {
+                return None;
+            }
+        }
+        let id = Self::href_path(&r.href);
+        let name = r.prop_text(DAV, "displayname").unwrap_or_else(|| {
+            decode_path(id.trim_end_matches('/').rsplit('/').next().unwrap_or(&id))
+        });
+        let timezone = r
+            .prop_text(CALDAV, "calendar-timezone")
+            .and_then(|tz| timezone_name(&tz));
+        let color = r.prop_text(APPLE_ICAL, "calendar-color").map(|c| {
+            if c.starts_with('#') && c.len() == 9 {
+                c[..7].to_ascii_lowercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        });
+        let change_tag = r
+            .prop_text(CALENDARSERVER, "getctag")
+            .or_else(|| r.prop_text(DAV, "sync-token"));
+        let read_only = r.prop(DAV, "current-user-privilege-set").is_some_and(|set| {
+            !set.children_named(DAV, "privilege").any(|p| {
+                p.children.iter().any(|c| {
+                    c.ns == DAV && matches!(c.name.as_str(), "write" | "write-content" | "all")
+                })
+            })
+        });
+        Some(CalendarInfo {
+            id,
+            name,
+            description: r.prop_text(CALDAV, "calendar-description"),
+            timezone,
+            color,
+            change_tag,
+            read_only,
+        })
+    }
+
+    /// Lists the VEVENT calendars of the calendar home.
+    async fn calendars(&self) -> Result<Vec<CalendarInfo>> {
+        let home = self.calendar_home().await?;
+        let url = self.collection_url(&home)?;
+        let ms = self
+            .propfind(
+                &url,
+                "1",
+                &[
+                    "D:resourcetype",
+                    "D:displayname",
+                    "C:calendar-description",
+                    "C:calendar-timezone",
+                    "C:supported-calendar-component-set",
+                    "A:calendar-color",
+                    "CS:getctag",
+                    "D:sync-token",
+                    "D:current-user-privilege-set",
+                ],
+            )
+            .await?;
+        Ok(ms.responses.iter().filter_map(Self::calendar_info).collect())
+    }
+
+    /// One sync-collection pass from `token`, following truncated answers;
+    /// `Ok(None)` when the server rejects the token.
+    async fn sync_listing(&self, url: &Url, token: Option<&str>) -> Result<Option<Listing>> {
+        let mut listing = Listing::default();
+        let mut current = token.map(str::to_owned);
+        for _ in 0..MAX_SYNC_ROUNDS {
+            let resp = self
+                .http
+                .request(method("REPORT"), url.as_str())
+                .header("Depth", "0")
+                .body(xml::sync_collection(current.as_deref()), XML_CONTENT_TYPE)
+                .idempotent(true)
+                .allow_status(StatusCode::BAD_REQUEST)
+                .allow_status(StatusCode::FORBIDDEN)
+                .allow_status(StatusCode::CONFLICT)
+                .send()
+                .await?;
+            let status = resp.status();
+            if !status.is_success() {
+                let body = String::from_utf8_lossy(resp.bytes());
+                let invalid_token = current.is_some()
+                    && (status == StatusCode::BAD_REQUEST
+                        || xml::is_precondition(&body, DAV, "valid-sync-token"));
+                if invalid_token {
+                    tracing::debug!(status = status.as_u16(), "caldav: sync token rejected");
+                    return Ok(None);
+                }
+                let message = format!(
+                    "caldav: sync-collection on {} returned {status}",
+                    url.path()
+                );
+                return Err(match status {
+                    StatusCode::BAD_REQUEST => Error::invalid_input(message),
+                    StatusCode::FORBIDDEN => Error::new(ErrorKind::Forbidden, message),
+                    _ => Error::conflict(message),
+                });
+            }
+            let ms = multistatus(&resp)?;
+            let mut truncated = false;
+            for r in &ms.responses {
+                let path = Self::href_path(&r.href);
+                if same_resource(&path, url.path()) {
+                    truncated |= r.status == Some(507);
+                    continue;
+                }
+                match r.status {
+                    Some(404 | 410) => listing.record(path, Member::Deleted),
+                    _ if r.propstats.iter().any(|p| (200..300).contains(&p.status)) => {
+                        let etag = r.prop_text(DAV, "getetag");
+                        listing.record(path, Member::Changed(etag));
+                    }
+                    Some(s) if (200..300).contains(&s) => {
+                        listing.record(path, Member::Changed(None));
+                    }
+                    other => {
+                        tracing::warn!(href = %path, status = ?other, "caldav: sync member skipped");
+                    }
+                }
+            }
+            let next = ms.sync_token.ok_or_else(|| {
+                Error::permanent(format!(
+                    "caldav: sync-collection on {} answered without a DAV:sync-token",
+                    url.path()
+                ))
+            })?;
+            listing.token.clone_from(&next);
+            if !truncated {
+                return Ok(Some(listing));
+            }
+            current = Some(next);
+        }
+        Err(Error::permanent(format!(
+            "caldav: sync-collection on {} was still truncated after {MAX_SYNC_ROUNDS} rounds",
+            url.path()
+        )))
+    }
+
+    /// Fetches objects of `calendar` by href with `calendar-multiget`, in
+    /// chunks. Returns the objects found and the hrefs the server answered
+    /// `404` for.
+    pub async fn fetch_objects<S: AsRef<str>>(
+        &self,
+        calendar: &str,
+        hrefs: &[S],
+    ) -> Result<(Vec<CalendarObject>, Vec<String>)> {
+        let url = self.collection_url(calendar)?;
+        let mut found = Vec::with_capacity(hrefs.len());
+        let mut missing = Vec::new();
+        for chunk in hrefs.chunks(self.multiget_chunk) {
+            let resp = self
+                .report(&url, "1", xml::calendar_multiget(chunk))
+                .await?;
+            let ms = multistatus(&resp)?;
+            for r in ms.responses {
+                let path = Self::href_path(&r.href);
+                if matches!(r.status, Some(404 | 410)) {
+                    missing.push(path);
+                    continue;
+                }
+                match r.prop(CALDAV, "calendar-data") {
+                    Some(data) => found.push(CalendarObject {
+                        etag: r.prop_text(DAV, "getetag"),
+                        data: data.text.clone(),
+                        href: path,
+                    }),
+                    None if r
+                        .propstats
+                        .iter()
+                        .any(|p| p.status == 404 && p.props.iter().any(|e| e.is(CALDAV, "calendar-data"))) =>
+                    {
+                        missing.push(path);
+                    }
+                    None => {
+                        tracing::warn!(href = %path, "caldav: multiget answered without calendar-data");
+                    }
+                }
+            }
+        }
+        Ok((found, missing))
+    }
+
+    /// The raw objects of `calendar` with a VEVENT overlapping
+    /// `[from, to)` (a `calendar-query` REPORT with a time range; the
+    /// server expands recurrences to decide, the objects come whole).
+    pub async fn query_objects(
+        &self,
+        calendar: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<CalendarObject>> {
+        if to <= from {
+            return Err(Error::invalid_input(
+                "caldav: a time range must end after it starts",
+            ));
+        }
+        let url = self.collection_url(calendar)?;
+        let fmt = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+        let resp = self
+            .report(&url, "1", xml::calendar_query(&fmt(from), &fmt(to)))
+            .await?;
+        let ms = multistatus(&resp)?;
+        Ok(ms
+            .responses
+            .into_iter()
+            .filter_map(|r| {
+                let data = r.prop(CALDAV, "calendar-data")?.text.clone();
+                Some(CalendarObject {
+                    etag: r.prop_text(DAV, "getetag"),
+                    data,
+                    href: Self::href_path(&r.href),
+                })
+            })
+            .collect())
+    }
+
+    /// The events of `calendar` with an instance overlapping `[from, to)`,
+    /// whole (with their recurrence and overrides).
+    pub async fn query_events(
+        &self,
+        calendar: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RemoteEvent>> {
+        Ok(to_remotes(self.query_objects(calendar, from, to).await?))
+    }
+
+    /// Reads one event with `GET`; `None` when it does not exist.
+    pub async fn get_event(&self, calendar: &str, id: &str) -> Result<Option<RemoteEvent>> {
+        let url = self.object_url(calendar, id)?;
+        let resp = match self
+            .http
+            .get(url.as_str())
+            .header("Accept", "text/calendar")
+            .send()
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        to_remote(CalendarObject {
+            href: url.path().to_owned(),
+            etag: resp.etag().map(str::to_owned),
+            data: resp.text()?.to_owned(),
+        })
+    }
+
+    /// Stores iCalendar text at `url` with the given precondition headers.
+    async fn put(&self, url: &Url, ics: String, precondition: Option<(&str, &str)>) -> Result<EventRef> {
+        let mut req = self.http.put(url.as_str());
+        if let Some((name, value)) = precondition {
+            req = req.header(name, value);
+        }
+        let resp = req.body(ics, ICS_CONTENT_TYPE).send().await?;
+        Ok(EventRef {
+            id: url.path().to_owned(),
+            etag: resp.etag().map(str::to_owned),
+        })
+    }
+
+    async fn sync(&self, calendar: &str, token: Option<&str>) -> Result<EventSync> {
+        let url = self.collection_url(calendar)?;
+        let token = token.filter(|t| !t.trim().is_empty());
+        let (listing, full_resync) = match self.sync_listing(&url, token).await? {
+            Some(listing) => (listing, token.is_none()),
+            None => {
+                let listing = self.sync_listing(&url, None).await?.ok_or_else(|| {
+                    Error::permanent("caldav: the server rejected a sync without a token")
+                })?;
+                (listing, true)
+            }
+        };
+        let changed: Vec<&str> = listing
+            .order
+            .iter()
+            .filter(|h| matches!(listing.members.get(*h), Some(Member::Changed(_))))
+            .map(String::as_str)
+            .collect();
+        let (objects, gone) = self.fetch_objects(url.as_str(), &changed).await?;
+        let mut events: HashMap<String, RemoteEvent> = to_remotes(objects)
+            .into_iter()
+            .map(|e| (decode_path(&e.id), e))
+            .collect();
+        let gone: Vec<String> = gone.iter().map(|g| decode_path(g)).collect();
+        let mut changes = Vec::with_capacity(listing.order.len());
+        for href in &listing.order {
+            let key = decode_path(href);
+            match listing.members.get(href) {
+                Some(Member::Deleted) => changes.push(EventChange::Delete { id: href.clone() }),
+                Some(Member::Changed(_)) => {
+                    if let Some(event) = events.remove(&key) {
+                        changes.push(EventChange::Upsert(Box::new(event)));
+                    } else if gone.contains(&key) {
+                        changes.push(EventChange::Delete { id: href.clone() });
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(EventSync {
+            changes,
+            next_token: listing.token,
+            full_resync,
+        })
+    }
+
+    async fn delete(&self, calendar: &str, id: &str, etag: Option<&str>) -> Result<()> {
+        let url = self.object_url(calendar, id)?;
+        let mut req = self.http.delete(url.as_str());
+        if let Some(etag) = etag {
+            req = req.header("If-Match", etag);
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                // A precondition on an object that is gone fails too: gone is fine.
+                match self.propfind(&url, "0", &["D:getetag"]).await {
+                    Err(n) if n.kind() == ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn busy(
+        &self,
+        calendar: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<BusyPeriod>> {
+        let events = self.query_events(calendar, from, to).await?;
+        let mut periods = Vec::new();
+        for event in events {
+            let item = &event.item;
+            if item.status == Status::Cancelled || is_transparent(item) {
+                continue;
+            }
+            let occurrences = match item.occurrences(from, to, MAX_OCCURRENCES) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(href = %event.id, error = %e, "caldav: cannot expand event");
+                    continue;
+                }
+            };
+            periods.extend(
+                occurrences
+                    .into_iter()
+                    .filter(|o| !o.cancelled && o.status != Status::Cancelled)
+                    .map(|o| BusyPeriod {
+                        start: o.start_utc,
+                        end: o.end_utc,
+                    }),
+            );
+        }
+        Ok(merge_periods(periods, from, to))
+    }
+}
+
+/// Parses a response body as a multistatus.
+fn multistatus(resp: &Response) -> Result<MultiStatus> {
+    if resp.status() != StatusCode::MULTI_STATUS {
+        return Err(Error::permanent(format!(
+            "caldav: {} answered {} where a 207 Multi-Status was expected",
+            resp.url().path(),
+            resp.status()
+        )));
+    }
+    xml::parse_multistatus(resp.text()?)
+}
+
+#[async_trait::async_trait]
+impl Connector for CalDavConnector {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        CAPABILITIES
+    }
+
+    /// Asks the base URL for the current user's principal (one PROPFIND).
+    async fn check(&self) -> Result<()> {
+        self.principal().await.map(|_| ())
+    }
+}
+
+#[async_trait::async_trait]
+impl CalendarProvider for CalDavConnector {
+    async fn list_calendars(&self) -> Result<Vec<CalendarInfo>> {
+        self.calendars().await
+    }
+
+    async fn sync_events(&self, calendar: &str, token: Option<&str>) -> Result<EventSync> {
+        self.sync(calendar, token).await
+    }
+
+    async fn create_event(&self, calendar: &str, item: &ScheduleItem) -> Result<EventRef> {
+        let ics = ics_for(item)?;
+        let url = self
+            .collection_url(calendar)?
+            .join(&object_name(&item.id))
+            .map_err(|e| Error::invalid_input(format!("caldav: bad object name: {e}")))?;
+        self.put(&url, ics, Some(("If-None-Match", "*"))).await
+    }
+
+    async fn update_event(
+        &self,
+        calendar: &str,
+        id: &str,
+        item: &ScheduleItem,
+        etag: Option<&str>,
+    ) -> Result<EventRef> {
+        let ics = ics_for(item)?;
+        let url = self.object_url(calendar, id)?;
+        self.put(&url, ics, etag.map(|e| ("If-Match", e))).await
+    }
+
+    async fn delete_event(&self, calendar: &str, id: &str, etag: Option<&str>) -> Result<()> {
+        self.delete(calendar, id, etag).await
+    }
+
+    async fn free_busy(
+        &self,
+        calendar: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<BusyPeriod>> {
+        self.busy(calendar, from, to).await
+    }
+}
+
+/// The zone of a `calendar-timezone` (a VCALENDAR with one VTIMEZONE): the
+/// IANA name when its TZID resolves to one, else the TZID as written.
+fn timezone_name(vcalendar: &str) -> Option<String> {
+    let tzid = vcalendar
+        .lines()
+        .map(str::trim_end)
+        .find_map(|l| l.strip_prefix("TZID:"))?
+        .trim();
+    if tzid.is_empty() {
+        return None;
+    }
+    Some(ics::resolve_known(tzid).map_or_else(|| tzid.to_owned(), |tz| tz.name().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn object_names_are_safe() {
+        assert_eq!(object_name("abc-1_2.x@y"), "abc-1_2.x@y.ics");
+        for uid in ["", ".hidden", "a/b", "a b", "ü", &"x".repeat(200)] {
+            let name = object_name(uid);
+            assert_eq!(name.len(), 36, "{uid:?}");
+            assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+        }
+    }
+
+    #[test]
+    fn paths_compare_decoded() {
+        assert!(same_resource("/u/c%20d/", "/u/c d"));
+        assert!(!same_resource("/u/c/", "/u/c/x.ics"));
+        assert_eq!(decode_path("%41%zz%"), "A%zz%");
+    }
+
+    #[test]
+    fn periods_merge_and_clip() {
+        let t = |h| Utc.with_ymd_and_hms(2024, 1, 1, h, 0, 0).unwrap();
+        let p = |a, b| BusyPeriod { start: t(a), end: t(b) };
+        let merged = merge_periods(vec![p(5, 7), p(1, 3), p(2, 4), p(4, 5), p(9, 12), p(20, 21)], t(2), t(10));
+        assert_eq!(merged, [p(2, 7), p(9, 10)]);
+    }
+
+    #[test]
+    fn timezone_from_vtimezone() {
+        let tz = "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n";
+        assert_eq!(timezone_name(tz).as_deref(), Some("Europe/Berlin"));
+        assert_eq!(timezone_name("garbage"), None);
+    }
+}
