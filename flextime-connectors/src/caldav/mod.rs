@@ -7,7 +7,8 @@
 //!   and whose `supported-calendar-component-set` includes VEVENT (absent
 //!   means every component). Calendar ids are the collections' hrefs.
 //! - [`sync_events`](CalendarProvider::sync_events): a `sync-collection`
-//!   REPORT (RFC 6578) from the token given (none lists everything), members
+//!   REPORT (RFC 6578) from the token given (none lists everything, with no
+//!   deletes even when the server reports removed members), members
 //!   answered `404` become [`EventChange::Delete`], the others are fetched
 //!   with `calendar-multiget` in chunks; a truncated answer (`507` on the
 //!   request-URI) is continued with the token it carries; a token the server
@@ -586,6 +587,9 @@ impl CalDavConnector {
                     continue;
                 }
                 match r.status {
+                    // RFC 6578 section 3.8: an initial listing holds no removed
+                    // members, but some servers (Radicale) report them anyway.
+                    Some(404 | 410) if current.is_none() => {}
                     Some(404 | 410) => listing.record(path, Member::Deleted),
                     _ if r.propstats.iter().any(|p| (200..300).contains(&p.status)) => {
                         let etag = r.prop_text(DAV, "getetag");
