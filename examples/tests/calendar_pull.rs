@@ -16,7 +16,14 @@ const USER: &str = "flextime-tests";
 
 fn run(url: &str, state: &Path, calendar: &str) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_calendar_pull"))
-        .args(["--caldav", url, "--user", USER, "--password", "pw-not-printed"])
+        .args([
+            "--caldav",
+            url,
+            "--user",
+            USER,
+            "--password",
+            "pw-not-printed",
+        ])
         .arg("--state")
         .arg(state)
         .args(["--calendar", calendar])
@@ -77,12 +84,19 @@ fn pulls_everything_then_only_changes() {
         moved.start = Some(at(11, 14));
         moved.end = Some(at(11, 16)); // longer than the master: kept
         weekly.recurrence.overrides.push(moved);
-        weekly.recurrence.overrides.push(Override::cancel(at(17, 9)));
+        weekly
+            .recurrence
+            .overrides
+            .push(Override::cancel(at(17, 9)));
         let single = event("pull-single", "Single", 5);
         let gone = event("pull-gone", "Gone soon", 6);
         let refs: Vec<_> = [&weekly, &single, &gone]
             .into_iter()
-            .map(|item| runtime.block_on(caldav.create_event(&calendar, item)).unwrap())
+            .map(|item| {
+                runtime
+                    .block_on(caldav.create_event(&calendar, item))
+                    .unwrap()
+            })
             .collect();
 
         // first run: every event, with recurrence and overrides
@@ -102,7 +116,12 @@ fn pulls_everything_then_only_changes() {
         let mut changed = single.clone();
         changed.title = "Single (renamed)".into();
         runtime
-            .block_on(caldav.update_event(&calendar, &refs[1].id, &changed, refs[1].etag.as_deref()))
+            .block_on(caldav.update_event(
+                &calendar,
+                &refs[1].id,
+                &changed,
+                refs[1].etag.as_deref(),
+            ))
             .unwrap();
         runtime
             .block_on(caldav.delete_event(&calendar, &refs[2].id, None))
@@ -112,7 +131,10 @@ fn pulls_everything_then_only_changes() {
             .unwrap();
         let second = run(&url, &state, &calendar);
         assert_eq!(second.len(), 3, "{second:?}");
-        assert_eq!(by_uid(&second, "pull-single")["item"]["title"], "Single (renamed)");
+        assert_eq!(
+            by_uid(&second, "pull-single")["item"]["title"],
+            "Single (renamed)"
+        );
         assert_eq!(by_uid(&second, "pull-new")["op"], "upsert");
         let deleted = by_uid(&second, "pull-gone");
         assert_eq!(deleted["op"], "delete");

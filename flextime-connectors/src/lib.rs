@@ -11,9 +11,9 @@
 //!   `google-calendar`, `microsoft-graph`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod calendar;
 #[cfg(feature = "caldav")]
 pub mod caldav;
+pub mod calendar;
 pub mod http;
 #[cfg(feature = "ics")]
 pub mod ics;

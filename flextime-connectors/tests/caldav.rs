@@ -16,12 +16,12 @@ use axum::response::IntoResponse;
 use axum::routing::any;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use flextime_connectors::caldav::CalDavConnector;
-use flextime_connectors::ics;
 use flextime_connectors::calendar::{
     BusyPeriod, CalendarProvider, CalendarSink, CalendarSource, EventChange, EventSync,
     FULL_RESYNC_METADATA, RemoteEvent,
 };
 use flextime_connectors::http::Auth;
+use flextime_connectors::ics;
 use flextime_connectors::{Capability, Connector};
 use flextime_core::{
     ApplyOutcome, Change, ChangeKey, Checkpoint, ErrorKind, ItemKind, ItemTime, Override,
@@ -237,8 +237,14 @@ async fn invalid_token_runs_a_full_resync() {
             .create_event(&calendar, &event("t-gone", "gone", 5, 12))
             .await
             .unwrap();
-        caldav.delete_event(&calendar, &gone.id, None).await.unwrap();
-        for token in ["http://radicale.org/ns/sync/0000000000000000", "not-a-token"] {
+        caldav
+            .delete_event(&calendar, &gone.id, None)
+            .await
+            .unwrap();
+        for token in [
+            "http://radicale.org/ns/sync/0000000000000000",
+            "not-a-token",
+        ] {
             let sync = caldav.sync_events(&calendar, Some(token)).await.unwrap();
             assert!(sync.full_resync, "{token}");
             assert_eq!(uids(&sync), ["t-1", "t-2"]);
@@ -268,14 +274,22 @@ async fn creating_the_same_uid_twice_is_a_conflict() {
         let err = caldav.create_event(&calendar, &again).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
         // the first one is untouched
-        let stored = caldav.get_event(&calendar, &created.id).await.unwrap().unwrap();
+        let stored = caldav
+            .get_event(&calendar, &created.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.item.title, "First");
         assert_eq!(stored.etag, created.etag);
         // a UID that is not a safe file name gets a hashed object name
         let odd = event("odd uid/with ü", "Odd", 6, 11);
         let created = caldav.create_event(&calendar, &odd).await.unwrap();
         assert!(created.id.ends_with(".ics") && !created.id.contains(' '));
-        let stored = caldav.get_event(&calendar, &created.id).await.unwrap().unwrap();
+        let stored = caldav
+            .get_event(&calendar, &created.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.item.id, "odd uid/with ü");
         // and an event with no id is refused before anything is sent
         let err = caldav
@@ -363,7 +377,9 @@ fn recurring() -> ScheduleItem {
     moved.end = Some(berlin(13, 12, 30));
     moved.title = Some("Stand-up (late)".into());
     item.recurrence.overrides.push(moved);
-    item.recurrence.overrides.push(Override::cancel(berlin(14, 9, 0)));
+    item.recurrence
+        .overrides
+        .push(Override::cancel(berlin(14, 9, 0)));
     item
 }
 
@@ -379,7 +395,12 @@ async fn recurring_event_with_two_overrides_round_trips() {
             .unwrap()
             .0;
         assert_eq!(raw.len(), 1);
-        assert_eq!(raw[0].data.matches("BEGIN:VEVENT").count(), 3, "{}", raw[0].data);
+        assert_eq!(
+            raw[0].data.matches("BEGIN:VEVENT").count(),
+            3,
+            "{}",
+            raw[0].data
+        );
         assert_eq!(raw[0].data.matches("UID:standup-1").count(), 3);
         assert_eq!(raw[0].data.matches("RECURRENCE-ID").count(), 2);
 
@@ -388,7 +409,11 @@ async fn recurring_event_with_two_overrides_round_trips() {
         // the server must not lose or change anything beyond that.
         let local = ics::item_from_ics(&ics::item_to_ics(&item)).unwrap();
         assert_eq!(local.recurrence, item.recurrence);
-        let fetched = caldav.get_event(&calendar, &created.id).await.unwrap().unwrap();
+        let fetched = caldav
+            .get_event(&calendar, &created.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(without_ref(fetched.item.clone()), local);
         assert_eq!(fetched.item.recurrence, item.recurrence);
         let synced = caldav.sync_events(&calendar, None).await.unwrap();
@@ -399,10 +424,19 @@ async fn recurring_event_with_two_overrides_round_trips() {
 
         // written back unchanged (through the etag) and read again: the same
         let again = caldav
-            .update_event(&calendar, &created.id, &upserts[0].item, upserts[0].etag.as_deref())
+            .update_event(
+                &calendar,
+                &created.id,
+                &upserts[0].item,
+                upserts[0].etag.as_deref(),
+            )
             .await
             .unwrap();
-        let reread = caldav.get_event(&calendar, &again.id).await.unwrap().unwrap();
+        let reread = caldav
+            .get_event(&calendar, &again.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(without_ref(reread.item), local);
     })
     .await;
@@ -444,7 +478,11 @@ async fn calendar_query_by_time_range() {
         assert_eq!(ids, ["standup-1"]);
         // nothing in April
         let found = caldav
-            .query_events(&calendar, utc(31, 0, 0), utc(31, 0, 0) + chrono::Duration::days(20))
+            .query_events(
+                &calendar,
+                utc(31, 0, 0),
+                utc(31, 0, 0) + chrono::Duration::days(20),
+            )
             .await
             .unwrap();
         assert!(found.is_empty(), "{found:?}");
@@ -511,9 +549,18 @@ async fn calendar_source_resumes_from_its_checkpoint() {
         assert_eq!(batch.changes.len(), 1);
         let change = &batch.changes[0];
         assert!(change.is_upsert());
-        assert_eq!(change.key, ChangeKey::new("caldav", calendar.clone(), format!("{calendar}src-1.ics")));
+        assert_eq!(
+            change.key,
+            ChangeKey::new("caldav", calendar.clone(), format!("{calendar}src-1.ics"))
+        );
         assert!(matches!(change.version, Some(Version::Etag(_))));
-        assert_eq!(change.metadata.get(FULL_RESYNC_METADATA).map(String::as_str), Some("true"));
+        assert_eq!(
+            change
+                .metadata
+                .get(FULL_RESYNC_METADATA)
+                .map(String::as_str),
+            Some("true")
+        );
         assert_eq!(change.data_as::<ScheduleItem>().unwrap().title, "One");
         let checkpoint: Checkpoint = batch.checkpoint.clone();
         drop(stream);
@@ -540,10 +587,15 @@ async fn calendar_sink_creates_then_updates() {
         let item = event("sink-1", "Created by the sink", 22, 9);
         let key = ChangeKey::new("flextime", "events", "sink-1");
         let results = sink
-            .apply(&[Change::upsert(key.clone(), serde_json::to_value(&item).unwrap())])
+            .apply(&[Change::upsert(
+                key.clone(),
+                serde_json::to_value(&item).unwrap(),
+            )])
             .await
             .unwrap();
-        let ApplyOutcome::Applied { version: Some(Version::Etag(etag)) } = &results[0].outcome
+        let ApplyOutcome::Applied {
+            version: Some(Version::Etag(etag)),
+        } = &results[0].outcome
         else {
             panic!("{:?}", results[0].outcome);
         };
@@ -552,13 +604,23 @@ async fn calendar_sink_creates_then_updates() {
         // the item as read back carries its caldav reference: an update
         let sync = caldav.sync_events(&calendar, None).await.unwrap();
         let mut read = upserts(&sync)[0].item.clone();
-        assert_eq!(read.external_refs["caldav"].etag.as_deref(), Some(etag.as_str()));
+        assert_eq!(
+            read.external_refs["caldav"].etag.as_deref(),
+            Some(etag.as_str())
+        );
         read.title = "Updated by the sink".into();
         let results = sink
-            .apply(&[Change::upsert(key.clone(), serde_json::to_value(&read).unwrap())])
+            .apply(&[Change::upsert(
+                key.clone(),
+                serde_json::to_value(&read).unwrap(),
+            )])
             .await
             .unwrap();
-        assert!(matches!(results[0].outcome, ApplyOutcome::Applied { .. }), "{:?}", results[0].outcome);
+        assert!(
+            matches!(results[0].outcome, ApplyOutcome::Applied { .. }),
+            "{:?}",
+            results[0].outcome
+        );
         let id = read.external_refs["caldav"].id.clone();
         let stored = caldav.get_event(&calendar, &id).await.unwrap().unwrap();
         assert_eq!(stored.item.title, "Updated by the sink");
@@ -569,7 +631,11 @@ async fn calendar_sink_creates_then_updates() {
             .apply(&[Change::upsert(key, serde_json::to_value(&read).unwrap())])
             .await
             .unwrap();
-        assert!(matches!(results[0].outcome, ApplyOutcome::Conflict { .. }), "{:?}", results[0].outcome);
+        assert!(
+            matches!(results[0].outcome, ApplyOutcome::Conflict { .. }),
+            "{:?}",
+            results[0].outcome
+        );
         let stored = caldav.get_event(&calendar, &id).await.unwrap().unwrap();
         assert_eq!(stored.item.title, "Updated by the sink");
     })
@@ -594,7 +660,9 @@ fn multistatus(inner: &str) -> axum::response::Response {
 }
 
 fn member(href: &str) -> String {
-    format!(r#"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>"{href}"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#)
+    format!(
+        r#"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>"{href}"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
+    )
 }
 
 async fn fake_peer(body: Bytes) -> axum::response::Response {
@@ -661,7 +729,14 @@ async fn truncated_sync_continues_and_a_409_token_rejection_resyncs() {
         .iter()
         .map(|c| (c.id(), matches!(c, EventChange::Upsert(_))))
         .collect();
-    assert_eq!(ids, [("/cal/a.ics", true), ("/cal/c.ics", false), ("/cal/b.ics", true)]);
+    assert_eq!(
+        ids,
+        [
+            ("/cal/a.ics", true),
+            ("/cal/c.ics", false),
+            ("/cal/b.ics", true)
+        ]
+    );
     assert_eq!(uids(&sync), ["a", "b"]);
 
     let sync = caldav.sync_events("/cal/", Some("stale")).await.unwrap();

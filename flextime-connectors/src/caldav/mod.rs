@@ -45,6 +45,7 @@
 pub mod xml;
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -154,12 +155,12 @@ pub fn object_name(uid: &str) -> String {
         format!("{uid}.ics")
     } else {
         let digest = Sha256::digest(uid.as_bytes());
-        let hex: String = digest
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{hex}.ics")
+        let mut name = String::with_capacity(36);
+        for b in digest.iter().take(16) {
+            let _ = write!(name, "{b:02x}");
+        }
+        name.push_str(".ics");
+        name
     }
 }
 
@@ -196,10 +197,13 @@ fn is_transparent(item: &ScheduleItem) -> bool {
         .and_then(|ext| ext.get("properties"))
         .and_then(serde_json::Value::as_array)
         .is_some_and(|props| {
-            props.iter().filter_map(serde_json::Value::as_str).any(|line| {
-                let upper = line.to_ascii_uppercase();
-                upper.starts_with("TRANSP") && upper.trim_end().ends_with(":TRANSPARENT")
-            })
+            props
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .any(|line| {
+                    let upper = line.to_ascii_uppercase();
+                    upper.starts_with("TRANSP") && upper.trim_end().ends_with(":TRANSPARENT")
+                })
         })
 }
 
@@ -281,7 +285,9 @@ fn to_remotes(objects: Vec<CalendarObject>) -> Vec<RemoteEvent> {
         match to_remote(object) {
             Ok(Some(event)) => out.push(event),
             Ok(None) => tracing::debug!(href, "caldav: not an event, skipped"),
-            Err(e) => tracing::warn!(href, error = %e, "caldav: unreadable calendar object skipped"),
+            Err(e) => {
+                tracing::warn!(href, error = %e, "caldav: unreadable calendar object skipped");
+            }
         }
     }
     out
@@ -291,7 +297,10 @@ impl CalDavConnector {
     /// A connector for the server at `url` (the server root, a principal or
     /// a calendar home: discovery starts there).
     pub fn new(url: &str, auth: Auth) -> Result<Self> {
-        let http = HttpClient::builder(NAME).base_url(url)?.auth(auth).build()?;
+        let http = HttpClient::builder(NAME)
+            .base_url(url)?
+            .auth(auth)
+            .build()?;
         Ok(Self::with_client(http))
     }
 
@@ -475,9 +484,10 @@ impl CalDavConnector {
         let rt = r.prop(DAV, "resourcetype")?;
         rt.child(CALDAV, "calendar")?;
         if let Some(set) = r.prop(CALDAV, "supported-calendar-component-set") {
-            let vevent = set
-                .children_named(CALDAV, "comp")
-                .any(|c| c.attr("name").is_some_and(|n| n.eq_ignore_ascii_case("VEVENT")));
+            let vevent = set.children_named(CALDAV, "comp").any(|c| {
+                c.attr("name")
+                    .is_some_and(|n| n.eq_ignore_ascii_case("VEVENT"))
+            });
             if !vevent {
                 return None;
             }
@@ -499,13 +509,15 @@ impl CalDavConnector {
         let change_tag = r
             .prop_text(CALENDARSERVER, "getctag")
             .or_else(|| r.prop_text(DAV, "sync-token"));
-        let read_only = r.prop(DAV, "current-user-privilege-set").is_some_and(|set| {
-            !set.children_named(DAV, "privilege").any(|p| {
-                p.children.iter().any(|c| {
-                    c.ns == DAV && matches!(c.name.as_str(), "write" | "write-content" | "all")
+        let read_only = r
+            .prop(DAV, "current-user-privilege-set")
+            .is_some_and(|set| {
+                !set.children_named(DAV, "privilege").any(|p| {
+                    p.children.iter().any(|c| {
+                        c.ns == DAV && matches!(c.name.as_str(), "write" | "write-content" | "all")
+                    })
                 })
-            })
-        });
+            });
         Some(CalendarInfo {
             id,
             name,
@@ -538,7 +550,11 @@ impl CalDavConnector {
                 ],
             )
             .await?;
-        Ok(ms.responses.iter().filter_map(Self::calendar_info).collect())
+        Ok(ms
+            .responses
+            .iter()
+            .filter_map(Self::calendar_info)
+            .collect())
     }
 
     /// One sync-collection pass from `token`, following truncated answers;
@@ -649,10 +665,9 @@ impl CalDavConnector {
                         data: data.text.clone(),
                         href: path,
                     }),
-                    None if r
-                        .propstats
-                        .iter()
-                        .any(|p| p.status == 404 && p.props.iter().any(|e| e.is(CALDAV, "calendar-data"))) =>
+                    None if r.propstats.iter().any(|p| {
+                        p.status == 404 && p.props.iter().any(|e| e.is(CALDAV, "calendar-data"))
+                    }) =>
                     {
                         missing.push(path);
                     }
@@ -732,7 +747,12 @@ impl CalDavConnector {
     }
 
     /// Stores iCalendar text at `url` with the given precondition headers.
-    async fn put(&self, url: &Url, ics: String, precondition: Option<(&str, &str)>) -> Result<EventRef> {
+    async fn put(
+        &self,
+        url: &Url,
+        ics: String,
+        precondition: Option<(&str, &str)>,
+    ) -> Result<EventRef> {
         let mut req = self.http.put(url.as_str());
         if let Some((name, value)) = precondition {
             req = req.header(name, value);
@@ -747,14 +767,13 @@ impl CalDavConnector {
     async fn sync(&self, calendar: &str, token: Option<&str>) -> Result<EventSync> {
         let url = self.collection_url(calendar)?;
         let token = token.filter(|t| !t.trim().is_empty());
-        let (listing, full_resync) = match self.sync_listing(&url, token).await? {
-            Some(listing) => (listing, token.is_none()),
-            None => {
-                let listing = self.sync_listing(&url, None).await?.ok_or_else(|| {
-                    Error::permanent("caldav: the server rejected a sync without a token")
-                })?;
-                (listing, true)
-            }
+        let (listing, full_resync) = if let Some(listing) = self.sync_listing(&url, token).await? {
+            (listing, token.is_none())
+        } else {
+            let listing = self.sync_listing(&url, None).await?.ok_or_else(|| {
+                Error::permanent("caldav: the server rejected a sync without a token")
+            })?;
+            (listing, true)
         };
         let changed: Vec<&str> = listing
             .order
@@ -956,8 +975,15 @@ mod tests {
     #[test]
     fn periods_merge_and_clip() {
         let t = |h| Utc.with_ymd_and_hms(2024, 1, 1, h, 0, 0).unwrap();
-        let p = |a, b| BusyPeriod { start: t(a), end: t(b) };
-        let merged = merge_periods(vec![p(5, 7), p(1, 3), p(2, 4), p(4, 5), p(9, 12), p(20, 21)], t(2), t(10));
+        let p = |a, b| BusyPeriod {
+            start: t(a),
+            end: t(b),
+        };
+        let merged = merge_periods(
+            vec![p(5, 7), p(1, 3), p(2, 4), p(4, 5), p(9, 12), p(20, 21)],
+            t(2),
+            t(10),
+        );
         assert_eq!(merged, [p(2, 7), p(9, 10)]);
     }
 

@@ -128,7 +128,9 @@ pub fn parse(xml: &str) -> Result<Element> {
                     return Err(malformed("content after the root element"));
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(malformed(format!("nested deeper than {MAX_DEPTH} elements")));
+                    return Err(malformed(format!(
+                        "nested deeper than {MAX_DEPTH} elements"
+                    )));
                 }
                 let el = start_element(&reader, &e)?;
                 stack.push(el);
@@ -371,7 +373,12 @@ pub fn calendar_query(start: &str, end: &str) -> String {
 /// An MKCALENDAR body (RFC 4791 section 5.3.1) for a VEVENT calendar.
 pub fn mkcalendar(display_name: &str, description: Option<&str>) -> String {
     let description = description
-        .map(|d| format!("<C:calendar-description>{}</C:calendar-description>", esc(d)))
+        .map(|d| {
+            format!(
+                "<C:calendar-description>{}</C:calendar-description>",
+                esc(d)
+            )
+        })
         .unwrap_or_default();
     format!(
         r#"{PROLOG}<C:mkcalendar xmlns:D="{DAV}" xmlns:C="{CALDAV}"><D:set><D:prop><D:displayname>{}</D:displayname>{description}<C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"#,
@@ -417,8 +424,16 @@ END:VCALENDAR</cal:calendar-data></prop>
         let set = ms.responses[0]
             .prop(CALDAV, "supported-calendar-component-set")
             .unwrap();
-        assert_eq!(set.child(CALDAV, "comp").unwrap().attr("name"), Some("VEVENT"));
-        assert_eq!(ms.responses[0].prop_text(CALDAV, "calendar-data").as_deref(), Some("a<b"));
+        assert_eq!(
+            set.child(CALDAV, "comp").unwrap().attr("name"),
+            Some("VEVENT")
+        );
+        assert_eq!(
+            ms.responses[0]
+                .prop_text(CALDAV, "calendar-data")
+                .as_deref(),
+            Some("a<b")
+        );
     }
 
     #[test]
@@ -437,7 +452,11 @@ END:VCALENDAR</cal:calendar-data></prop>
             "<a/><b/>",
         ] {
             let err = parse_multistatus(bad).unwrap_err();
-            assert_eq!(err.kind(), flextime_core::ErrorKind::Permanent, "{bad:?}: {err}");
+            assert_eq!(
+                err.kind(),
+                flextime_core::ErrorKind::Permanent,
+                "{bad:?}: {err}"
+            );
         }
         let deep = "<a>".repeat(200) + &"</a>".repeat(200);
         assert!(parse(&deep).is_err());
@@ -450,7 +469,11 @@ END:VCALENDAR</cal:calendar-data></prop>
             DAV,
             "valid-sync-token"
         ));
-        assert!(!is_precondition("<error xmlns=\"DAV:\"/>", DAV, "valid-sync-token"));
+        assert!(!is_precondition(
+            "<error xmlns=\"DAV:\"/>",
+            DAV,
+            "valid-sync-token"
+        ));
         assert!(!is_precondition("garbage", DAV, "valid-sync-token"));
         let body = sync_collection(Some("a<b"));
         assert!(body.contains("<D:sync-token>a&lt;b</D:sync-token>"));
