@@ -543,10 +543,13 @@ fn override_from(master: &ScheduleItem, rid: ItemTime, f: &Fields) -> Result<Ove
     if title != master.title {
         ov.title = Some(title);
     }
-    if f.description != master.description {
+    // An empty DESCRIPTION / LOCATION is the same as none (the writer
+    // leaves empty ones out of overrides).
+    let effective = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    if effective(&f.description) != effective(&master.description) {
         ov.description = Some(f.description.clone().unwrap_or_default());
     }
-    if f.location != master.location {
+    if effective(&f.location) != effective(&master.location) {
         ov.location = Some(f.location.clone().unwrap_or_default());
     }
     let status = f.status.unwrap_or_default();

@@ -36,6 +36,9 @@ pub struct Param {
     pub name: String,
     /// The values, in order (`MEMBER="a","b"` has two).
     pub values: Vec<String>,
+    /// Whether the input quoted a value; the writer then quotes every value
+    /// (it always quotes values that contain `,` `;` or `:`).
+    pub quoted: bool,
 }
 
 impl Param {
@@ -44,6 +47,7 @@ impl Param {
         Self {
             name: name.into(),
             values: vec![value.into()],
+            quoted: false,
         }
     }
 
@@ -116,7 +120,7 @@ impl Property {
                 if i > 0 {
                     out.push(',');
                 }
-                push_param_value(&mut out, v);
+                push_param_value(&mut out, v, p.quoted);
             }
         }
         out.push(':');
@@ -305,8 +309,10 @@ fn parse_param<'a>(input: &'a str, line: usize, prop: &str) -> Result<(Param, &'
         return Err(error_at(line, format!("{prop}: parameter {name} has no `=`")));
     };
     let mut values = Vec::new();
+    let mut any_quoted = false;
     loop {
         if let Some(quoted) = rest.strip_prefix('"') {
+            any_quoted = true;
             let Some(end) = quoted.find('"') else {
                 return Err(error_at(
                     line,
@@ -337,7 +343,14 @@ fn parse_param<'a>(input: &'a str, line: usize, prop: &str) -> Result<(Param, &'
             format!("{prop}: unexpected text after the value of parameter {name}"),
         ));
     }
-    Ok((Param { name, values }, rest))
+    Ok((
+        Param {
+            name,
+            values,
+            quoted: any_quoted,
+        },
+        rest,
+    ))
 }
 
 /// RFC 6868: `^n` newline, `^'` double quote, `^^` caret.
@@ -368,8 +381,8 @@ fn decode_caret(s: &str) -> String {
 
 /// Writes a parameter value: quoted when it contains `,`, `;` or `:`,
 /// RFC 6868-encoded when it contains `"`, `^` or a newline.
-fn push_param_value(out: &mut String, v: &str) {
-    let quote = v.contains([',', ';', ':', ' ']);
+fn push_param_value(out: &mut String, v: &str, quoted: bool) {
+    let quote = quoted || v.contains([',', ';', ':']);
     if quote {
         out.push('"');
     }
