@@ -62,7 +62,7 @@ pub struct RemoteEvent {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum EventChange {
     /// The event was created or changed.
-    Upsert(RemoteEvent),
+    Upsert(Box<RemoteEvent>),
     /// The event was removed.
     Delete {
         /// The provider's id of the removed event.

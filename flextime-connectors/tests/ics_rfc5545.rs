@@ -1,13 +1,13 @@
 //! Round trips on the examples of RFC 5545 itself (sections 3.6.1, 3.6.5,
 //! 3.8.4.4, 3.8.5.2, 3.8.5.3 and 4).
 
-mod support;
+mod ics_support;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use flextime_connectors::ics::parse_calendar;
 use flextime_core::ErrorKind;
 use flextime_core::schedule::{ItemTime, Status};
-use support::{by_id, fixture, kept, round_trip, tree_round_trip};
+use ics_support::{by_id, fixture, kept, round_trip, tree_round_trip};
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()

@@ -1,11 +1,11 @@
 //! ICS the way Google Calendar, Outlook and Apple Calendar export it.
 
-mod support;
+mod ics_support;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use flextime_connectors::ics::parse_calendar;
 use flextime_core::schedule::{ItemTime, ParticipationStatus, Role, Status};
-use support::{by_id, fixture, kept, round_trip, tree_round_trip};
+use ics_support::{by_id, fixture, kept, round_trip, tree_round_trip};
 
 fn local(y: i32, m: u32, d: u32, h: u32, mi: u32) -> chrono::NaiveDateTime {
     NaiveDate::from_ymd_opt(y, m, d)
