@@ -42,6 +42,14 @@
 //! `RECURRENCE-ID` but no master in the object becomes an item of its own
 //! with `"recurrence_id"` (the content line) in this object.
 //!
+//! An override VEVENT that carries exactly the master's attendees,
+//! organizer and `SEQUENCE` (and no other property) keeps nothing there;
+//! the writer gives such an override the master's people again. Override
+//! fields equal to what the master implies (same start as the
+//! `RECURRENCE-ID`, the master's duration, title, description, location,
+//! status) are read as `None`: an item whose overrides repeat master values
+//! comes back with those fields unset, which means the same.
+//!
 //! Not kept: parameters of mapped properties that are not listed above (such
 //! as `SUMMARY;LANGUAGE=de` or `ATTENDEE;RSVP=TRUE`), `RECURRENCE-ID;RANGE`,
 //! and `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
@@ -487,6 +495,12 @@ fn build_item(
                 return Err(Error::internal("override without RECURRENCE-ID"));
             };
             let ov = override_from(&item, rid, &f)?;
+            item.recurrence.overrides.push(ov);
+            if inherits_everything(&item, &f) {
+                // Exactly what the writer produces for an override without
+                // kept data: nothing to keep.
+                continue;
+            }
             let mut extras = f.extras(true);
             if !f.attendees.is_empty() || f.organizer.is_some() || f.sequence.is_some() {
                 let mut props: Vec<Value> = Vec::new();
@@ -514,7 +528,6 @@ fn build_item(
             // Keep a marker even when empty, so the writer knows the
             // override came from ICS and copies nothing from the master.
             extra_overrides.insert(rid.to_string(), Value::Object(extras));
-            item.recurrence.overrides.push(ov);
         }
         if !extra_overrides.is_empty() {
             ics.insert("overrides".into(), Value::Object(extra_overrides));
@@ -525,6 +538,24 @@ fn build_item(
             .insert(ICS_EXTENSION.to_owned(), Value::Object(ics));
     }
     Ok(item)
+}
+
+/// Whether an override VEVENT has nothing beyond the [`Override`] fields
+/// that the master does not give it: the master's attendees, organizer and
+/// `SEQUENCE`, a `DTSTAMP` / `LAST-MODIFIED` equal to the master's
+/// `updated_at` (or none), and no other property or sub-component.
+fn inherits_everything(master: &ScheduleItem, f: &Fields) -> bool {
+    let stamp_ok = |t: Option<DateTime<Utc>>| t.is_none_or(|t| t == master.updated_at);
+    f.other.is_empty()
+        && f.components.is_empty()
+        && f.attendees == master.attendees
+        && f.organizer == master.organizer
+        && f.sequence.is_none_or(|s| s == master.sequence)
+        && stamp_ok(f.dtstamp.as_ref().map(|(t, _)| *t))
+        && stamp_ok(f.last_modified)
+        && f.kind.is_none()
+        && f.refs.is_empty()
+        && f.extensions.is_empty()
 }
 
 /// An override, with fields equal to what the master implies left out.
