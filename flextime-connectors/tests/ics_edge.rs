@@ -101,8 +101,14 @@ fn an_item_built_in_code_survives_ics_unchanged() {
     assert!(ics.contains("SUMMARY:Beratung: Müller\\, Jörg\\; Raum 3 \\\\ Nord\r\n"));
     // RFC 6868 for the DQUOTE in CN and the ETag.
     let unfolded = ics.replace("\r\n ", "");
-    assert!(unfolded.contains("CN=\"Müller, Jörg ^'JM^'\""), "{unfolded}");
-    assert!(unfolded.contains("X-FLEXTIME-REF;X-SYSTEM=google;X-ETAG=^'3312^':abc123\r\n"), "{unfolded}");
+    assert!(
+        unfolded.contains("CN=\"Müller, Jörg ^'JM^'\""),
+        "{unfolded}"
+    );
+    assert!(
+        unfolded.contains("X-FLEXTIME-REF;X-SYSTEM=google;X-ETAG=^'3312^':abc123\r\n"),
+        "{unfolded}"
+    );
     // And the whole thing is stable through a second round.
     round_trip(&ics);
 }
@@ -119,7 +125,9 @@ fn all_day_items_and_utc_times() {
         Utc.with_ymd_and_hms(2024, 11, 1, 8, 30, 0).unwrap(),
     );
     item.recurrence.rrule = vec!["FREQ=YEARLY;UNTIL=20301231".into()];
-    item.recurrence.exdate = vec![ItemTime::AllDay(NaiveDate::from_ymd_opt(2025, 12, 24).unwrap())];
+    item.recurrence.exdate = vec![ItemTime::AllDay(
+        NaiveDate::from_ymd_opt(2025, 12, 24).unwrap(),
+    )];
     let utc = ScheduleItem::new(
         "call",
         ItemKind::Event,
@@ -132,7 +140,10 @@ fn all_day_items_and_utc_times() {
     assert!(ics.contains("DTSTART;VALUE=DATE:20241224\r\nDTEND;VALUE=DATE:20241227\r\n"));
     assert!(ics.contains("EXDATE;VALUE=DATE:20251224\r\n"));
     assert!(ics.contains("DTSTART:20240501T070000Z\r\n"));
-    assert!(!ics.contains("BEGIN:VTIMEZONE"), "UTC and all-day need no VTIMEZONE");
+    assert!(
+        !ics.contains("BEGIN:VTIMEZONE"),
+        "UTC and all-day need no VTIMEZONE"
+    );
     assert_eq!(items_from_ics(&ics).unwrap(), [item, utc]);
 }
 
@@ -161,7 +172,10 @@ fn lf_only_and_mixed_case_input() {
     let ics = "begin:vcalendar\nversion:2.0\nbegin:vevent\nuid:lower\ndtstart;value=date:20240101\nsummary:lower case\\, LF only\nend:vevent\nend:vcalendar\n";
     let item = item_from_ics(ics).unwrap();
     assert_eq!(item.title, "lower case, LF only");
-    assert_eq!(item.end, ItemTime::AllDay(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap()));
+    assert_eq!(
+        item.end,
+        ItemTime::AllDay(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap())
+    );
 }
 
 #[test]
@@ -171,8 +185,14 @@ fn duration_and_floating_times() {
     let chicago = chrono_tz::America::Chicago;
     // Floating time read in X-WR-TIMEZONE; one nominal day then 2h30 exact
     // (the DST change on 10 March falls inside: 01:30 + 2h30 = 05:00 CDT).
-    assert_eq!(item.start, ItemTime::zoned(local(2024, 3, 9, 23, 0), chicago));
-    assert_eq!(item.end, ItemTime::zoned(local(2024, 3, 11, 1, 30), chicago));
+    assert_eq!(
+        item.start,
+        ItemTime::zoned(local(2024, 3, 9, 23, 0), chicago)
+    );
+    assert_eq!(
+        item.end,
+        ItemTime::zoned(local(2024, 3, 11, 1, 30), chicago)
+    );
     let week = ics.replace("DURATION:P1DT2H30M", "DURATION:P2W");
     assert_eq!(
         item_from_ics(&week).unwrap().end,
@@ -193,12 +213,26 @@ BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20240105T090000Z\r\nDTSTART:20240105T0900
 BEGIN:VEVENT\r\nUID:lonely\r\nRECURRENCE-ID:20240201T090000Z\r\nDTSTART:20240201T093000Z\r\nDTEND:20240201T100000Z\r\nSUMMARY:Only this one was shared\r\nEND:VEVENT\r\n\
 END:VCALENDAR\r\n";
     let (items, written) = round_trip(ics);
-    assert_eq!(items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["s", "other", "lonely"]);
+    assert_eq!(
+        items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["s", "other", "lonely"]
+    );
     let s = &items[0];
     assert_eq!(s.recurrence.overrides.len(), 3);
     let ov = &s.recurrence.overrides;
-    assert_eq!(ov[0].start, Some(ItemTime::utc(Utc.with_ymd_and_hms(2024, 1, 3, 10, 0, 0).unwrap())));
-    assert_eq!(ov[0].end, Some(ItemTime::utc(Utc.with_ymd_and_hms(2024, 1, 3, 11, 0, 0).unwrap())), "an hour, not the master's 15 minutes");
+    assert_eq!(
+        ov[0].start,
+        Some(ItemTime::utc(
+            Utc.with_ymd_and_hms(2024, 1, 3, 10, 0, 0).unwrap()
+        ))
+    );
+    assert_eq!(
+        ov[0].end,
+        Some(ItemTime::utc(
+            Utc.with_ymd_and_hms(2024, 1, 3, 11, 0, 0).unwrap()
+        )),
+        "an hour, not the master's 15 minutes"
+    );
     assert!(ov[1].is_cancellation());
     assert_eq!(ov[2].start, None);
     assert_eq!(ov[2].description.as_deref(), Some("Demo day"));
@@ -219,7 +253,12 @@ fn one_object_helpers_check_the_uid_count() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.message().contains("holds 2"), "{err}");
     let none = "BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
-    assert!(item_from_ics(none).unwrap_err().message().contains("no VEVENT"));
+    assert!(
+        item_from_ics(none)
+            .unwrap_err()
+            .message()
+            .contains("no VEVENT")
+    );
 }
 
 fn expect_error(ics: &str, needle: &str) {
@@ -239,20 +278,41 @@ fn malformed_input_is_a_typed_error_with_a_line() {
     expect_error("", "no VCALENDAR");
     expect_error("hello world", "line 1");
     expect_error("BEGIN:VEVENT\r\nEND:VEVENT\r\n", "expected BEGIN:VCALENDAR");
-    expect_error(&format!("{head}END:VCALENDAR\r\n"), "line 5: END:VCALENDAR does not close BEGIN:VEVENT (line 3)");
+    expect_error(
+        &format!("{head}END:VCALENDAR\r\n"),
+        "line 5: END:VCALENDAR does not close BEGIN:VEVENT (line 3)",
+    );
     expect_error(head, "ends inside BEGIN:VEVENT");
     expect_error(&with("DTSTART:2024-01-01"), "line 5: DTSTART");
     expect_error(&with("DTSTART:20240230T100000Z"), "line 5");
     expect_error(&with("DTSTART:20240101T250000Z"), "not a valid time");
-    expect_error(&with("DTSTART;TZID=Mars/Olympus:20240101T100000"), "unknown TZID \"Mars/Olympus\"");
-    expect_error(&with("DTSTART;TZID=\"unterminated:20240101T100000"), "unterminated quoted value");
+    expect_error(
+        &with("DTSTART;TZID=Mars/Olympus:20240101T100000"),
+        "unknown TZID \"Mars/Olympus\"",
+    );
+    expect_error(
+        &with("DTSTART;TZID=\"unterminated:20240101T100000"),
+        "unterminated quoted value",
+    );
     expect_error(&with("DTSTART;=x:20240101"), "expected a parameter name");
     expect_error(&with("DTSTART;VALUE:20240101"), "has no `=`");
     expect_error(&with("SUMMARY"), "has no `:`");
-    expect_error(&with("DTSTART:20240101T100000Z\r\nSEQUENCE:-1"), "line 6: SEQUENCE");
-    expect_error(&with("DTSTART:20240101T100000Z\r\nDURATION:-PT1H"), "negative duration");
-    expect_error(&with("DTSTART:20240101T100000Z\r\nDURATION:P1Y"), "not a duration");
-    expect_error(&with("DTSTART:20240101T100000Z\r\nX-FLEXTIME-EXT;X-KEY=k:{not json"), "not JSON");
+    expect_error(
+        &with("DTSTART:20240101T100000Z\r\nSEQUENCE:-1"),
+        "line 6: SEQUENCE",
+    );
+    expect_error(
+        &with("DTSTART:20240101T100000Z\r\nDURATION:-PT1H"),
+        "negative duration",
+    );
+    expect_error(
+        &with("DTSTART:20240101T100000Z\r\nDURATION:P1Y"),
+        "not a duration",
+    );
+    expect_error(
+        &with("DTSTART:20240101T100000Z\r\nX-FLEXTIME-EXT;X-KEY=k:{not json"),
+        "not JSON",
+    );
     expect_error(&with("SUMMARY:no start"), "line 3: VEVENT has no DTSTART");
     expect_error(
         "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20240101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
@@ -267,7 +327,18 @@ fn malformed_input_is_a_typed_error_with_a_line() {
     );
     expect_error(&"BEGIN:VCALENDAR\r\n".repeat(20), "nested deeper");
     // Arbitrary bytes never panic.
-    for junk in ["\u{0}", ":", ";", "BEGIN", "BEGIN:", "END:", "BEGIN:VCALENDAR\r\n ", "\r\n\t", "X;A=\"", "X;A=b\"c:d"] {
+    for junk in [
+        "\u{0}",
+        ":",
+        ";",
+        "BEGIN",
+        "BEGIN:",
+        "END:",
+        "BEGIN:VCALENDAR\r\n ",
+        "\r\n\t",
+        "X;A=\"",
+        "X;A=b\"c:d",
+    ] {
         let _ = parse_calendar(junk).map(|c| c.events());
     }
 }
@@ -285,4 +356,3 @@ fn a_bad_event_fails_alone_in_lossy_mode() {
     assert_eq!((good.len(), bad.len()), (3, 1));
     assert!(bad[0].message().contains("line 16"), "{}", bad[0]);
 }
-

@@ -45,7 +45,10 @@ async fn feed(State(peer): State<Shared>, headers: HeaderMap) -> Response {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, "text/calendar; charset=utf-8".parse().unwrap());
+    headers.insert(
+        header::CONTENT_TYPE,
+        "text/calendar; charset=utf-8".parse().unwrap(),
+    );
     if let Some(etag) = &peer.etag {
         headers.insert(header::ETAG, etag.parse().unwrap());
     }
@@ -139,10 +142,8 @@ async fn last_modified_304_and_a_saved_state_resumes() {
 
 #[tokio::test]
 async fn a_bad_event_is_skipped_and_reported() {
-    let body = ics_support::fixture("rfc5545_3_6_1_vevent.ics").replace(
-        "DTSTART:19970903T163000Z",
-        "DTSTART:19970903T253000Z",
-    );
+    let body = ics_support::fixture("rfc5545_3_6_1_vevent.ics")
+        .replace("DTSTART:19970903T163000Z", "DTSTART:19970903T253000Z");
     let (_peer, url) = start(Peer {
         body,
         etag: Some("\"x\"".into()),
@@ -153,7 +154,11 @@ async fn a_bad_event_is_skipped_and_reported() {
     let got = feed.fetch().await.unwrap();
     assert_eq!(got.items.len(), 3);
     assert_eq!(got.errors.len(), 1);
-    assert!(got.errors[0].message().contains("line 7"), "{}", got.errors[0]);
+    assert!(
+        got.errors[0].message().contains("line 7"),
+        "{}",
+        got.errors[0]
+    );
     let again = feed.fetch().await.unwrap();
     assert_eq!(again.status, FetchStatus::NotModified);
     assert_eq!(again.errors.len(), 1);

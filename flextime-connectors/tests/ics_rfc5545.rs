@@ -44,7 +44,9 @@ fn vevent_examples_3_6_1() {
     assert_eq!(anniversary.start, ItemTime::AllDay(date(1997, 11, 2)));
     assert_eq!(anniversary.end, ItemTime::AllDay(date(1997, 11, 3)));
     assert_eq!(anniversary.recurrence.rrule, ["FREQ=YEARLY"]);
-    assert!(kept(anniversary).contains(&"CATEGORIES:ANNIVERSARY,PERSONAL,SPECIAL OCCASION".to_owned()));
+    assert!(
+        kept(anniversary).contains(&"CATEGORIES:ANNIVERSARY,PERSONAL,SPECIAL OCCASION".to_owned())
+    );
 
     let jazz = by_id(&items, "20070423T123432Z-541111@example.com");
     assert_eq!(jazz.start, ItemTime::AllDay(date(2007, 6, 28)));
@@ -57,7 +59,10 @@ fn vtimezone_examples_3_6_5() {
     let ics = fixture("rfc5545_3_6_5_vtimezone.ics");
     let cal = parse_calendar(&ics).unwrap();
     assert_eq!(
-        cal.components.iter().filter(|c| c.name == "VTIMEZONE").count(),
+        cal.components
+            .iter()
+            .filter(|c| c.name == "VTIMEZONE")
+            .count(),
         3
     );
     let fictitious = cal
@@ -104,7 +109,12 @@ fn rrule_examples_3_8_5_3() {
     let from = Utc.with_ymd_and_hms(1996, 1, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
     let until = Utc.with_ymd_and_hms(2002, 1, 1, 0, 0, 0).unwrap();
-    let count = |id: &str| by_id(&items, id).occurrences(from, until, 1000).unwrap().len();
+    let count = |id: &str| {
+        by_id(&items, id)
+            .occurrences(from, until, 1000)
+            .unwrap()
+            .len()
+    };
     assert_eq!(count("rrule-daily-10@example.com"), 10);
     // 2 Sep .. 23 Dec 1997 inclusive.
     assert_eq!(count("rrule-daily-until@example.com"), 113);
@@ -118,7 +128,11 @@ fn rrule_examples_3_8_5_3() {
     let f13 = by_id(&items, "rrule-friday-13th@example.com");
     assert_eq!(f13.recurrence.exdate, [f13.start]);
     let starts: Vec<String> = f13
-        .occurrences(from, Utc.with_ymd_and_hms(1998, 12, 1, 0, 0, 0).unwrap(), 10)
+        .occurrences(
+            from,
+            Utc.with_ymd_and_hms(1998, 12, 1, 0, 0, 0).unwrap(),
+            10,
+        )
         .unwrap()
         .iter()
         .map(|o| o.start.to_string())
@@ -143,7 +157,10 @@ fn rrule_examples_3_8_5_3() {
     // RDATE list across a folded line; DATE values.
     let holidays = by_id(&items, "rdate-examples@example.com");
     assert_eq!(holidays.recurrence.rdate.len(), 11);
-    assert_eq!(holidays.recurrence.rdate[10], ItemTime::AllDay(date(1997, 12, 25)));
+    assert_eq!(
+        holidays.recurrence.rdate[10],
+        ItemTime::AllDay(date(1997, 12, 25))
+    );
 
     // EXDATE list; RDATE;VALUE=PERIOD is kept as an unmapped property.
     let ex = by_id(&items, "exdate-examples@example.com");
@@ -175,7 +192,10 @@ fn recurrence_id_examples() {
     assert_eq!(ov.start, Some(ItemTime::AllDay(date(1996, 4, 2))));
     // Same one-day length as the master: no explicit end.
     assert_eq!(ov.end, None);
-    assert_eq!(ov.title.as_deref(), Some("Weekly review (moved to Tuesday)"));
+    assert_eq!(
+        ov.title.as_deref(),
+        Some("Weekly review (moved to Tuesday)")
+    );
     assert!(written.contains("RECURRENCE-ID;VALUE=DATE:19960401\r\n"));
 
     let call = by_id(&items, "noon-call@example.com");
@@ -206,7 +226,10 @@ fn section_4_examples_with_vtodo_and_attendees() {
     assert_eq!(items.len(), 2);
 
     let review = by_id(&items, "guid-1.example.com");
-    assert_eq!(review.organizer.as_ref().unwrap().email, "mrbig@example.com");
+    assert_eq!(
+        review.organizer.as_ref().unwrap().email,
+        "mrbig@example.com"
+    );
     assert_eq!(review.attendees.len(), 1);
     assert_eq!(review.attendees[0].email, "employee-A@example.com");
     assert_eq!(review.location.as_deref(), Some("1CP Conference Room 4350"));
@@ -216,7 +239,9 @@ fn section_4_examples_with_vtodo_and_attendees() {
     let conference = by_id(&items, "uid1@example.com");
     assert_eq!(
         conference.description.as_deref(),
-        Some("Networld+Interop Conference and Exhibit\nAtlanta World Congress Center\nAtlanta, Georgia")
+        Some(
+            "Networld+Interop Conference and Exhibit\nAtlanta World Congress Center\nAtlanta, Georgia"
+        )
     );
     assert_eq!(conference.status, Status::Confirmed);
 }

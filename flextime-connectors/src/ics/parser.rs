@@ -261,7 +261,9 @@ fn is_name_char(c: char) -> bool {
 
 /// Parses one content line; `line` is used in errors.
 pub(crate) fn parse_content_line(input: &str, line: usize) -> Result<Property> {
-    let name_end = input.find(|c: char| !is_name_char(c)).unwrap_or(input.len());
+    let name_end = input
+        .find(|c: char| !is_name_char(c))
+        .unwrap_or(input.len());
     if name_end == 0 {
         return Err(error_at(line, "expected a property name"));
     }
@@ -286,7 +288,9 @@ pub(crate) fn parse_content_line(input: &str, line: usize) -> Result<Property> {
             Some(c) => {
                 return Err(error_at(
                     line,
-                    format!("unexpected character {c:?} after property {name} (expected `;` or `:`)"),
+                    format!(
+                        "unexpected character {c:?} after property {name} (expected `;` or `:`)"
+                    ),
                 ));
             }
             None => {
@@ -300,13 +304,21 @@ pub(crate) fn parse_content_line(input: &str, line: usize) -> Result<Property> {
 }
 
 fn parse_param<'a>(input: &'a str, line: usize, prop: &str) -> Result<(Param, &'a str)> {
-    let name_end = input.find(|c: char| !is_name_char(c)).unwrap_or(input.len());
+    let name_end = input
+        .find(|c: char| !is_name_char(c))
+        .unwrap_or(input.len());
     if name_end == 0 {
-        return Err(error_at(line, format!("{prop}: expected a parameter name after `;`")));
+        return Err(error_at(
+            line,
+            format!("{prop}: expected a parameter name after `;`"),
+        ));
     }
     let name = input[..name_end].to_ascii_uppercase();
     let Some(mut rest) = input[name_end..].strip_prefix('=') else {
-        return Err(error_at(line, format!("{prop}: parameter {name} has no `=`")));
+        return Err(error_at(
+            line,
+            format!("{prop}: parameter {name} has no `=`"),
+        ));
     };
     let mut values = Vec::new();
     let mut any_quoted = false;
@@ -368,12 +380,12 @@ fn decode_caret(s: &str) -> String {
         match chars.next() {
             Some('n' | 'N') => out.push('\n'),
             Some('\'') => out.push('"'),
-            Some('^') => out.push('^'),
-            Some(other) => {
+            Some(other) if other != '^' => {
                 out.push('^');
                 out.push(other);
             }
-            None => out.push('^'),
+            // `^^`, or a lone `^` at the end.
+            Some(_) | None => out.push('^'),
         }
     }
     out
@@ -451,10 +463,16 @@ pub fn parse_components(input: &str) -> Result<Vec<Component>> {
             "BEGIN" => {
                 let name = prop.value.trim().to_ascii_uppercase();
                 if name.is_empty() || !name.chars().all(is_name_char) {
-                    return Err(error_at(line, format!("invalid component name {:?}", prop.value)));
+                    return Err(error_at(
+                        line,
+                        format!("invalid component name {:?}", prop.value),
+                    ));
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(error_at(line, format!("components nested deeper than {MAX_DEPTH}")));
+                    return Err(error_at(
+                        line,
+                        format!("components nested deeper than {MAX_DEPTH}"),
+                    ));
                 }
                 stack.push(Component {
                     name,
@@ -466,7 +484,10 @@ pub fn parse_components(input: &str) -> Result<Vec<Component>> {
             "END" => {
                 let name = prop.value.trim().to_ascii_uppercase();
                 let Some(done) = stack.pop() else {
-                    return Err(error_at(line, format!("END:{name} without a matching BEGIN")));
+                    return Err(error_at(
+                        line,
+                        format!("END:{name} without a matching BEGIN"),
+                    ));
                 };
                 if done.name != name {
                     return Err(error_at(
@@ -586,7 +607,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let err = parse_components("BEGIN:VCALENDAR\nVERSION:2.0\nBAD LINE\nEND:VCALENDAR\n").unwrap_err();
+        let err = parse_components("BEGIN:VCALENDAR\nVERSION:2.0\nBAD LINE\nEND:VCALENDAR\n")
+            .unwrap_err();
         assert_eq!(err.kind(), flextime_core::ErrorKind::InvalidInput);
         assert!(err.message().contains("line 3"), "{err}");
         let err = parse_components("BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VCALENDAR\n").unwrap_err();

@@ -52,6 +52,10 @@ pub fn kept(item: &ScheduleItem) -> Vec<String> {
         .get("ics")
         .and_then(|e| e.get("properties"))
         .and_then(|p| p.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
