@@ -56,7 +56,7 @@ fn is_url(s: &str) -> bool {
 }
 
 fn io_error(what: &str, e: std::io::Error) -> Error {
-    Error::permanent(format!("{what}: {e}"))
+    Error::permanent(format!("{what}: {e}")).with_source(e)
 }
 
 /// Imports; returns the number of events that did not map.
