@@ -42,6 +42,14 @@
 //! `RECURRENCE-ID` but no master in the object becomes an item of its own
 //! with `"recurrence_id"` (the content line) in this object.
 //!
+//! An override VEVENT that carries exactly the master's attendees,
+//! organizer and `SEQUENCE` (and no other property) keeps nothing there;
+//! the writer gives such an override the master's people again. Override
+//! fields equal to what the master implies (same start as the
+//! `RECURRENCE-ID`, the master's duration, title, description, location,
+//! status) are read as `None`: an item whose overrides repeat master values
+//! comes back with those fields unset, which means the same.
+//!
 //! Not kept: parameters of mapped properties that are not listed above (such
 //! as `SUMMARY;LANGUAGE=de` or `ATTENDEE;RSVP=TRUE`), `RECURRENCE-ID;RANGE`,
 //! and `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
@@ -76,7 +84,10 @@ pub(crate) struct ReadCtx<'a> {
 
 fn digits(s: &str, line: usize, what: &str) -> Result<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(error_at(line, format!("{what}: expected digits, found {s:?}")));
+        return Err(error_at(
+            line,
+            format!("{what}: expected digits, found {s:?}"),
+        ));
     }
     s.parse()
         .map_err(|_| error_at(line, format!("{what}: number out of range")))
@@ -84,7 +95,10 @@ fn digits(s: &str, line: usize, what: &str) -> Result<u32> {
 
 fn parse_date(s: &str, line: usize, what: &str) -> Result<NaiveDate> {
     if s.len() != 8 || !s.is_ascii() {
-        return Err(error_at(line, format!("{what}: expected a date YYYYMMDD, found {s:?}")));
+        return Err(error_at(
+            line,
+            format!("{what}: expected a date YYYYMMDD, found {s:?}"),
+        ));
     }
     let y = digits(&s[0..4], line, what)?;
     let m = digits(&s[4..6], line, what)?;
@@ -140,11 +154,19 @@ fn parse_time_value(
 }
 
 fn is_date_param(p: &Property) -> bool {
-    p.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
+    p.param("VALUE")
+        .is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
 }
 
 fn parse_time(p: &Property, ctx: &mut ReadCtx<'_>) -> Result<ItemTime> {
-    parse_time_value(&p.value, p.param("TZID"), is_date_param(p), p.line, &p.name, ctx)
+    parse_time_value(
+        &p.value,
+        p.param("TZID"),
+        is_date_param(p),
+        p.line,
+        &p.name,
+        ctx,
+    )
 }
 
 fn parse_time_list(p: &Property, ctx: &mut ReadCtx<'_>) -> Result<Vec<ItemTime>> {
@@ -168,7 +190,10 @@ fn parse_duration(p: &Property) -> Result<(i64, i64)> {
     let v = p.value.trim();
     let v = v.strip_prefix('+').unwrap_or(v);
     if v.starts_with('-') {
-        return Err(error_at(p.line, "DURATION: a negative duration is not allowed for an event"));
+        return Err(error_at(
+            p.line,
+            "DURATION: a negative duration is not allowed for an event",
+        ));
     }
     let body = v.strip_prefix(['P', 'p']).ok_or_else(bad)?;
     let (mut days, mut secs) = (0_i64, 0_i64);
@@ -266,8 +291,12 @@ fn parse_status(p: &Property) -> Option<Status> {
 }
 
 fn parse_kind(p: &Property) -> Result<ItemKind> {
-    serde_json::from_value(Value::String(p.text().trim().to_ascii_lowercase()))
-        .map_err(|_| error_at(p.line, format!("X-FLEXTIME-KIND: unknown kind {:?}", p.value)))
+    serde_json::from_value(Value::String(p.text().trim().to_ascii_lowercase())).map_err(|_| {
+        error_at(
+            p.line,
+            format!("X-FLEXTIME-KIND: unknown kind {:?}", p.value),
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -324,7 +353,10 @@ fn read_vevent(c: &Component, ctx: &mut ReadCtx<'_>) -> Result<Fields> {
                 }
                 f.recurrence.rrule.push(p.value.trim().to_owned());
             }
-            "RDATE" if p.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("PERIOD")) => {
+            "RDATE"
+                if p.param("VALUE")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("PERIOD")) =>
+            {
                 f.other.push(p.to_line());
             }
             "RDATE" => f.recurrence.rdate.extend(parse_time_list(p, ctx)?),
@@ -335,7 +367,10 @@ fn read_vevent(c: &Component, ctx: &mut ReadCtx<'_>) -> Result<Fields> {
             },
             "SEQUENCE" => {
                 f.sequence = Some(p.value.trim().parse().map_err(|_| {
-                    error_at(p.line, format!("SEQUENCE: {:?} is not a non-negative integer", p.value))
+                    error_at(
+                        p.line,
+                        format!("SEQUENCE: {:?} is not a non-negative integer", p.value),
+                    )
                 })?);
             }
             "LAST-MODIFIED" => f.last_modified = Some(parse_utc(p)?),
@@ -354,7 +389,10 @@ fn read_vevent(c: &Component, ctx: &mut ReadCtx<'_>) -> Result<Fields> {
             "X-FLEXTIME-KIND" => f.kind = Some(parse_kind(p)?),
             "X-FLEXTIME-REF" => {
                 let Some(system) = p.param("X-SYSTEM") else {
-                    return Err(error_at(p.line, "X-FLEXTIME-REF needs an X-SYSTEM parameter"));
+                    return Err(error_at(
+                        p.line,
+                        "X-FLEXTIME-REF needs an X-SYSTEM parameter",
+                    ));
                 };
                 f.refs.insert(
                     system.to_owned(),
@@ -369,7 +407,10 @@ fn read_vevent(c: &Component, ctx: &mut ReadCtx<'_>) -> Result<Fields> {
                     return Err(error_at(p.line, "X-FLEXTIME-EXT needs an X-KEY parameter"));
                 };
                 let value = serde_json::from_str(&p.text()).map_err(|e| {
-                    error_at(p.line, format!("X-FLEXTIME-EXT: the value is not JSON ({e})"))
+                    error_at(
+                        p.line,
+                        format!("X-FLEXTIME-EXT: the value is not JSON ({e})"),
+                    )
                 })?;
                 f.extensions.insert(key.to_owned(), value);
             }
@@ -487,6 +528,12 @@ fn build_item(
                 return Err(Error::internal("override without RECURRENCE-ID"));
             };
             let ov = override_from(&item, rid, &f)?;
+            item.recurrence.overrides.push(ov);
+            if inherits_everything(&item, &f) {
+                // Exactly what the writer produces for an override without
+                // kept data: nothing to keep.
+                continue;
+            }
             let mut extras = f.extras(true);
             if !f.attendees.is_empty() || f.organizer.is_some() || f.sequence.is_some() {
                 let mut props: Vec<Value> = Vec::new();
@@ -496,7 +543,11 @@ fn build_item(
                 if let Some(org) = &f.organizer {
                     props.push(json!(organizer_property(org).to_line()));
                 }
-                props.extend(f.attendees.iter().map(|a| json!(attendee_property(a).to_line())));
+                props.extend(
+                    f.attendees
+                        .iter()
+                        .map(|a| json!(attendee_property(a).to_line())),
+                );
                 if let Some(Value::Array(rest)) = extras.remove("properties") {
                     props.extend(rest);
                 }
@@ -514,7 +565,6 @@ fn build_item(
             // Keep a marker even when empty, so the writer knows the
             // override came from ICS and copies nothing from the master.
             extra_overrides.insert(rid.to_string(), Value::Object(extras));
-            item.recurrence.overrides.push(ov);
         }
         if !extra_overrides.is_empty() {
             ics.insert("overrides".into(), Value::Object(extra_overrides));
@@ -525,6 +575,24 @@ fn build_item(
             .insert(ICS_EXTENSION.to_owned(), Value::Object(ics));
     }
     Ok(item)
+}
+
+/// Whether an override VEVENT has nothing beyond the [`Override`] fields
+/// that the master does not give it: the master's attendees, organizer and
+/// `SEQUENCE`, a `DTSTAMP` / `LAST-MODIFIED` equal to the master's
+/// `updated_at` (or none), and no other property or sub-component.
+fn inherits_everything(master: &ScheduleItem, f: &Fields) -> bool {
+    let stamp_ok = |t: Option<DateTime<Utc>>| t.is_none_or(|t| t == master.updated_at);
+    f.other.is_empty()
+        && f.components.is_empty()
+        && f.attendees == master.attendees
+        && f.organizer == master.organizer
+        && f.sequence.is_none_or(|s| s == master.sequence)
+        && stamp_ok(f.dtstamp.as_ref().map(|(t, _)| *t))
+        && stamp_ok(f.last_modified)
+        && f.kind.is_none()
+        && f.refs.is_empty()
+        && f.extensions.is_empty()
 }
 
 /// An override, with fields equal to what the master implies left out.
@@ -543,10 +611,13 @@ fn override_from(master: &ScheduleItem, rid: ItemTime, f: &Fields) -> Result<Ove
     if title != master.title {
         ov.title = Some(title);
     }
-    if f.description != master.description {
+    // An empty DESCRIPTION / LOCATION is the same as none (the writer
+    // leaves empty ones out of overrides).
+    let effective = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    if effective(&f.description) != effective(&master.description) {
         ov.description = Some(f.description.clone().unwrap_or_default());
     }
-    if f.location != master.location {
+    if effective(&f.location) != effective(&master.location) {
         ov.location = Some(f.location.clone().unwrap_or_default());
     }
     let status = f.status.unwrap_or_default();
@@ -566,7 +637,10 @@ fn inherited_end(master: &ScheduleItem, start: &ItemTime) -> Option<ItemTime> {
         (ItemTime::Zoned { .. }, ItemTime::Zoned { tz: end_tz, .. }, ItemTime::Zoned { .. }) => {
             let span = master.end.to_utc() - master.start.to_utc();
             let at = start.to_utc().checked_add_signed(span)?;
-            Some(ItemTime::zoned(at.with_timezone(end_tz).naive_local(), *end_tz))
+            Some(ItemTime::zoned(
+                at.with_timezone(end_tz).naive_local(),
+                *end_tz,
+            ))
         }
         _ => None,
     }
@@ -632,7 +706,8 @@ fn time_property(name: &str, t: &ItemTime) -> Property {
             Property::new(name, local.format("%Y%m%dT%H%M%SZ").to_string())
         }
         ItemTime::Zoned { local, tz } => {
-            Property::new(name, local.format("%Y%m%dT%H%M%S").to_string()).with_param("TZID", tz.name())
+            Property::new(name, local.format("%Y%m%dT%H%M%S").to_string())
+                .with_param("TZID", tz.name())
         }
     }
 }
@@ -732,9 +807,11 @@ fn has_kept(extras: Option<&Value>, name: &str) -> bool {
         .and_then(|e| e.get("properties"))
         .and_then(Value::as_array)
         .is_some_and(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .any(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name) && l[name.len()..].starts_with([':', ';']))
+            a.iter().filter_map(Value::as_str).any(|l| {
+                l.len() > name.len()
+                    && l[..name.len()].eq_ignore_ascii_case(name)
+                    && l[name.len()..].starts_with([':', ';'])
+            })
         })
 }
 
@@ -748,7 +825,10 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
     if !has_kept(ics, "DTSTAMP") {
         props.push(utc_property("DTSTAMP", item.updated_at));
     }
-    if let Some(rid) = ics.and_then(|e| e.get("recurrence_id")).and_then(kept_property) {
+    if let Some(rid) = ics
+        .and_then(|e| e.get("recurrence_id"))
+        .and_then(kept_property)
+    {
         props.push(rid);
     }
     props.push(time_property("DTSTART", &item.start));
@@ -760,8 +840,18 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
             props.push(Property::new("RRULE", r));
         }
     }
-    props.extend(item.recurrence.rdate.iter().map(|t| time_property("RDATE", t)));
-    props.extend(item.recurrence.exdate.iter().map(|t| time_property("EXDATE", t)));
+    props.extend(
+        item.recurrence
+            .rdate
+            .iter()
+            .map(|t| time_property("RDATE", t)),
+    );
+    props.extend(
+        item.recurrence
+            .exdate
+            .iter()
+            .map(|t| time_property("EXDATE", t)),
+    );
     if !item.title.is_empty() {
         props.push(text_property("SUMMARY", &item.title));
     }
@@ -796,7 +886,9 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
         if key == ICS_EXTENSION {
             continue;
         }
-        props.push(text_property("X-FLEXTIME-EXT", &value.to_string()).with_param("X-KEY", key.clone()));
+        props.push(
+            text_property("X-FLEXTIME-EXT", &value.to_string()).with_param("X-KEY", key.clone()),
+        );
     }
     push_kept(&mut ev, ics);
     out.push(ev);
@@ -830,7 +922,10 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
         if let Some(l) = location.filter(|l| !l.is_empty()) {
             p.push(text_property("LOCATION", l));
         }
-        p.push(Property::new("STATUS", status_value(ov.status.unwrap_or(item.status))));
+        p.push(Property::new(
+            "STATUS",
+            status_value(ov.status.unwrap_or(item.status)),
+        ));
         if extras.is_none() {
             // Not read from ICS: the instance carries the master's people.
             p.push(Property::new("SEQUENCE", item.sequence.to_string()));

@@ -36,6 +36,9 @@ pub struct Param {
     pub name: String,
     /// The values, in order (`MEMBER="a","b"` has two).
     pub values: Vec<String>,
+    /// Whether the input quoted a value; the writer then quotes every value
+    /// (it always quotes values that contain `,` `;` or `:`).
+    pub quoted: bool,
 }
 
 impl Param {
@@ -44,6 +47,7 @@ impl Param {
         Self {
             name: name.into(),
             values: vec![value.into()],
+            quoted: false,
         }
     }
 
@@ -116,7 +120,7 @@ impl Property {
                 if i > 0 {
                     out.push(',');
                 }
-                push_param_value(&mut out, v);
+                push_param_value(&mut out, v, p.quoted);
             }
         }
         out.push(':');
@@ -257,7 +261,9 @@ fn is_name_char(c: char) -> bool {
 
 /// Parses one content line; `line` is used in errors.
 pub(crate) fn parse_content_line(input: &str, line: usize) -> Result<Property> {
-    let name_end = input.find(|c: char| !is_name_char(c)).unwrap_or(input.len());
+    let name_end = input
+        .find(|c: char| !is_name_char(c))
+        .unwrap_or(input.len());
     if name_end == 0 {
         return Err(error_at(line, "expected a property name"));
     }
@@ -282,7 +288,9 @@ pub(crate) fn parse_content_line(input: &str, line: usize) -> Result<Property> {
             Some(c) => {
                 return Err(error_at(
                     line,
-                    format!("unexpected character {c:?} after property {name} (expected `;` or `:`)"),
+                    format!(
+                        "unexpected character {c:?} after property {name} (expected `;` or `:`)"
+                    ),
                 ));
             }
             None => {
@@ -296,17 +304,27 @@ pub(crate) fn parse_content_line(input: &str, line: usize) -> Result<Property> {
 }
 
 fn parse_param<'a>(input: &'a str, line: usize, prop: &str) -> Result<(Param, &'a str)> {
-    let name_end = input.find(|c: char| !is_name_char(c)).unwrap_or(input.len());
+    let name_end = input
+        .find(|c: char| !is_name_char(c))
+        .unwrap_or(input.len());
     if name_end == 0 {
-        return Err(error_at(line, format!("{prop}: expected a parameter name after `;`")));
+        return Err(error_at(
+            line,
+            format!("{prop}: expected a parameter name after `;`"),
+        ));
     }
     let name = input[..name_end].to_ascii_uppercase();
     let Some(mut rest) = input[name_end..].strip_prefix('=') else {
-        return Err(error_at(line, format!("{prop}: parameter {name} has no `=`")));
+        return Err(error_at(
+            line,
+            format!("{prop}: parameter {name} has no `=`"),
+        ));
     };
     let mut values = Vec::new();
+    let mut any_quoted = false;
     loop {
         if let Some(quoted) = rest.strip_prefix('"') {
+            any_quoted = true;
             let Some(end) = quoted.find('"') else {
                 return Err(error_at(
                     line,
@@ -337,7 +355,14 @@ fn parse_param<'a>(input: &'a str, line: usize, prop: &str) -> Result<(Param, &'
             format!("{prop}: unexpected text after the value of parameter {name}"),
         ));
     }
-    Ok((Param { name, values }, rest))
+    Ok((
+        Param {
+            name,
+            values,
+            quoted: any_quoted,
+        },
+        rest,
+    ))
 }
 
 /// RFC 6868: `^n` newline, `^'` double quote, `^^` caret.
@@ -355,12 +380,12 @@ fn decode_caret(s: &str) -> String {
         match chars.next() {
             Some('n' | 'N') => out.push('\n'),
             Some('\'') => out.push('"'),
-            Some('^') => out.push('^'),
-            Some(other) => {
+            Some(other) if other != '^' => {
                 out.push('^');
                 out.push(other);
             }
-            None => out.push('^'),
+            // `^^`, or a lone `^` at the end.
+            Some(_) | None => out.push('^'),
         }
     }
     out
@@ -368,8 +393,8 @@ fn decode_caret(s: &str) -> String {
 
 /// Writes a parameter value: quoted when it contains `,`, `;` or `:`,
 /// RFC 6868-encoded when it contains `"`, `^` or a newline.
-fn push_param_value(out: &mut String, v: &str) {
-    let quote = v.contains([',', ';', ':', ' ']);
+fn push_param_value(out: &mut String, v: &str, quoted: bool) {
+    let quote = quoted || v.contains([',', ';', ':']);
     if quote {
         out.push('"');
     }
@@ -438,10 +463,16 @@ pub fn parse_components(input: &str) -> Result<Vec<Component>> {
             "BEGIN" => {
                 let name = prop.value.trim().to_ascii_uppercase();
                 if name.is_empty() || !name.chars().all(is_name_char) {
-                    return Err(error_at(line, format!("invalid component name {:?}", prop.value)));
+                    return Err(error_at(
+                        line,
+                        format!("invalid component name {:?}", prop.value),
+                    ));
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(error_at(line, format!("components nested deeper than {MAX_DEPTH}")));
+                    return Err(error_at(
+                        line,
+                        format!("components nested deeper than {MAX_DEPTH}"),
+                    ));
                 }
                 stack.push(Component {
                     name,
@@ -453,7 +484,10 @@ pub fn parse_components(input: &str) -> Result<Vec<Component>> {
             "END" => {
                 let name = prop.value.trim().to_ascii_uppercase();
                 let Some(done) = stack.pop() else {
-                    return Err(error_at(line, format!("END:{name} without a matching BEGIN")));
+                    return Err(error_at(
+                        line,
+                        format!("END:{name} without a matching BEGIN"),
+                    ));
                 };
                 if done.name != name {
                     return Err(error_at(
@@ -573,7 +607,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let err = parse_components("BEGIN:VCALENDAR\nVERSION:2.0\nBAD LINE\nEND:VCALENDAR\n").unwrap_err();
+        let err = parse_components("BEGIN:VCALENDAR\nVERSION:2.0\nBAD LINE\nEND:VCALENDAR\n")
+            .unwrap_err();
         assert_eq!(err.kind(), flextime_core::ErrorKind::InvalidInput);
         assert!(err.message().contains("line 3"), "{err}");
         let err = parse_components("BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VCALENDAR\n").unwrap_err();

@@ -186,12 +186,18 @@ pub const WINDOWS_ZONES: &[(&str, &str)] = &[
         "(UTC+01:00) Brussels, Copenhagen, Madrid, Paris",
         "Europe/Paris",
     ),
-    ("(UTC+00:00) Dublin, Edinburgh, Lisbon, London", "Europe/London"),
+    (
+        "(UTC+00:00) Dublin, Edinburgh, Lisbon, London",
+        "Europe/London",
+    ),
     ("(UTC) Dublin, Edinburgh, Lisbon, London", "Europe/London"),
     ("(UTC-05:00) Eastern Time (US & Canada)", "America/New_York"),
     ("(UTC-06:00) Central Time (US & Canada)", "America/Chicago"),
     ("(UTC-07:00) Mountain Time (US & Canada)", "America/Denver"),
-    ("(UTC-08:00) Pacific Time (US & Canada)", "America/Los_Angeles"),
+    (
+        "(UTC-08:00) Pacific Time (US & Canada)",
+        "America/Los_Angeles",
+    ),
 ];
 
 /// The IANA zone for a Windows zone name or Outlook display name
@@ -362,11 +368,22 @@ fn rule_key(t: &Transition) -> (u32, String, NaiveDateTime, i32, i32, bool) {
         chrono::Weekday::Sat => "SA",
         chrono::Weekday::Sun => "SU",
     };
-    (date.month(), format!("{nth}{wd}"), local, t.from, t.to, t.dst)
+    (
+        date.month(),
+        format!("{nth}{wd}"),
+        local,
+        t.from,
+        t.to,
+        t.dst,
+    )
 }
 
 fn last_day_of_month(year: i32, month: u32) -> u32 {
-    let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     NaiveDate::from_ymd_opt(y, m, 1)
         .and_then(|d| d.pred_opt())
         .map_or(28, |d| d.day())
@@ -473,7 +490,10 @@ mod tests {
 
     #[test]
     fn resolves_iana_windows_paths_and_hints() {
-        assert_eq!(resolve_known("Europe/Berlin"), Some(chrono_tz::Europe::Berlin));
+        assert_eq!(
+            resolve_known("Europe/Berlin"),
+            Some(chrono_tz::Europe::Berlin)
+        );
         assert_eq!(
             resolve_known("W. Europe Standard Time"),
             Some(chrono_tz::Europe::Berlin)
@@ -492,7 +512,10 @@ mod tests {
         vtz.properties
             .push(Property::new("X-LIC-LOCATION", "Asia/Tokyo"));
         let mut r = TzResolver::new([&vtz]);
-        assert_eq!(r.resolve("Custom Zone 1", 5).unwrap(), chrono_tz::Asia::Tokyo);
+        assert_eq!(
+            r.resolve("Custom Zone 1", 5).unwrap(),
+            chrono_tz::Asia::Tokyo
+        );
         let err = r.resolve("Nowhere", 7).unwrap_err();
         assert!(err.message().contains("line 7"), "{err}");
         assert!(err.message().contains("Nowhere"), "{err}");
@@ -502,15 +525,33 @@ mod tests {
     fn berlin_vtimezone_has_yearly_rules() {
         let vtz = vtimezone(chrono_tz::Europe::Berlin, 2024, 2025);
         let lines = vtz.to_lines();
-        assert!(lines.contains(&"RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU".to_owned()), "{lines:?}");
-        assert!(lines.contains(&"RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU".to_owned()), "{lines:?}");
-        assert!(lines.contains(&"DTSTART:20230326T020000".to_owned()), "{lines:?}");
-        assert!(lines.contains(&"DTSTART:20231029T030000".to_owned()), "{lines:?}");
+        assert!(
+            lines.contains(&"RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"DTSTART:20230326T020000".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"DTSTART:20231029T030000".to_owned()),
+            "{lines:?}"
+        );
         assert!(lines.contains(&"TZOFFSETFROM:+0100".to_owned()));
         assert!(lines.contains(&"TZNAME:CEST".to_owned()));
         let ny = vtimezone(chrono_tz::America::New_York, 2024, 2024).to_lines();
-        assert!(ny.contains(&"RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU".to_owned()), "{ny:?}");
-        assert!(ny.contains(&"RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU".to_owned()), "{ny:?}");
+        assert!(
+            ny.contains(&"RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU".to_owned()),
+            "{ny:?}"
+        );
+        assert!(
+            ny.contains(&"RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU".to_owned()),
+            "{ny:?}"
+        );
         let tokyo = vtimezone(chrono_tz::Asia::Tokyo, 2024, 2024).to_lines();
         assert!(tokyo.contains(&"TZOFFSETTO:+0900".to_owned()), "{tokyo:?}");
         assert!(tokyo.contains(&"BEGIN:STANDARD".to_owned()));
