@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -284,7 +285,12 @@ async fn creating_the_same_uid_twice_is_a_conflict() {
         // a UID that is not a safe file name gets a hashed object name
         let odd = event("odd uid/with ü", "Odd", 6, 11);
         let created = caldav.create_event(&calendar, &odd).await.unwrap();
-        assert!(created.id.ends_with(".ics") && !created.id.contains(' '));
+        assert!(
+            std::path::Path::new(&created.id)
+                .extension()
+                .is_some_and(|e| e == "ics")
+                && !created.id.contains(' ')
+        );
         let stored = caldav
             .get_event(&calendar, &created.id)
             .await
@@ -703,10 +709,11 @@ async fn fake_peer(body: Bytes) -> axum::response::Response {
         let mut inner = String::new();
         for href in hrefs {
             let uid = href.trim_start_matches("/cal/").trim_end_matches(".ics");
-            inner.push_str(&format!(
+            let _ = write!(
+                inner,
                 r#"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>"{href}"</d:getetag><cal:calendar-data>{}</cal:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
                 OBJECT.replace("XUIDX", uid)
-            ));
+            );
         }
         return multistatus(&inner);
     }
