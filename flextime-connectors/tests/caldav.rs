@@ -757,3 +757,29 @@ async fn truncated_sync_continues_and_a_409_token_rejection_resyncs() {
     assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
     assert!(err.to_string().contains("malformed"), "{err}");
 }
+
+/// RFC 6764: a server whose root does not answer PROPFIND but whose
+/// `/.well-known/caldav` redirects to the DAV root.
+async fn well_known_peer(uri: axum::http::Uri) -> axum::response::Response {
+    match uri.path() {
+        "/.well-known/caldav" => {
+            (StatusCode::MOVED_PERMANENTLY, [("location", "/dav/")], "").into_response()
+        }
+        "/dav/" => multistatus(
+            r#"<d:response><d:href>/dav/</d:href><d:propstat><d:prop><d:current-user-principal><d:href>/dav/principals/ann/</d:href></d:current-user-principal></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
+        ),
+        "/dav/principals/ann/" => multistatus(
+            r#"<d:response><d:href>/dav/principals/ann/</d:href><d:propstat><d:prop><cal:calendar-home-set><d:href>http://elsewhere.invalid/dav/calendars/ann/</d:href></cal:calendar-home-set></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
+        ),
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+#[tokio::test]
+async fn discovery_follows_the_well_known_redirect() {
+    let url = support::serve(Router::new().fallback(any(well_known_peer))).await;
+    let caldav = CalDavConnector::new(&url, Auth::None).unwrap();
+    caldav.check().await.unwrap();
+    assert_eq!(caldav.principal().await.unwrap(), "/dav/principals/ann/");
+    assert_eq!(caldav.calendar_home().await.unwrap(), "/dav/calendars/ann/");
+}

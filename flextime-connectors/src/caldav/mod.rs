@@ -391,12 +391,26 @@ impl CalDavConnector {
         multistatus(&resp)
     }
 
-    /// The principal URL of the authenticated user
-    /// (`DAV:current-user-principal` on the base URL).
+    /// The principal URL of the authenticated user:
+    /// `DAV:current-user-principal` on the base URL, or, when the base URL
+    /// does not answer it (RFC 6764 section 5), on `/.well-known/caldav`
+    /// after its redirects (same origin only, at most five).
     pub async fn principal(&self) -> Result<String> {
         let base = self.http.base_url().clone();
+        match self.principal_at(&base).await {
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Permanent) => {
+                match self.well_known().await {
+                    Some(url) if url != base => self.principal_at(&url).await.map_err(|_| e),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn principal_at(&self, url: &Url) -> Result<String> {
         let ms = self
-            .propfind(&base, "0", &["D:current-user-principal"])
+            .propfind(url, "0", &["D:current-user-principal"])
             .await?;
         let prop = ms
             .responses
@@ -411,9 +425,48 @@ impl CalDavConnector {
             },
             None => Err(Error::permanent(format!(
                 "caldav: {} does not report DAV:current-user-principal",
-                self.http.base_url().path()
+                url.path()
             ))),
         }
+    }
+
+    /// Where `/.well-known/caldav` leads (following same-origin redirects),
+    /// if anywhere.
+    async fn well_known(&self) -> Option<Url> {
+        let mut url = self.url_of("/.well-known/caldav").ok()?;
+        for _ in 0..5 {
+            let mut req = self
+                .http
+                .request(method("PROPFIND"), url.as_str())
+                .header("Depth", "0")
+                .body(
+                    xml::propfind(&["D:current-user-principal"]),
+                    XML_CONTENT_TYPE,
+                )
+                .idempotent(true);
+            for status in [
+                StatusCode::MOVED_PERMANENTLY,
+                StatusCode::FOUND,
+                StatusCode::SEE_OTHER,
+                StatusCode::TEMPORARY_REDIRECT,
+                StatusCode::PERMANENT_REDIRECT,
+            ] {
+                req = req.allow_status(status);
+            }
+            let resp = req.send().await.ok()?;
+            if !resp.status().is_redirection() {
+                return Some(url);
+            }
+            let location = resp.header("location")?;
+            url = url.join(location).ok()?;
+            if url.origin() != self.http.base_url().origin() {
+                tracing::debug!(
+                    "caldav: /.well-known/caldav leads to another origin; not followed"
+                );
+                return None;
+            }
+        }
+        None
     }
 
     /// The calendar home of the authenticated user (`C:calendar-home-set`
@@ -985,6 +1038,49 @@ mod tests {
             t(10),
         );
         assert_eq!(merged, [p(2, 7), p(9, 10)]);
+    }
+
+    #[test]
+    fn calendar_properties() {
+        let xml = r#"<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:CS="http://calendarserver.org/ns/" xmlns:I="http://apple.com/ns/ical/">
+<response><href>/ann/</href><propstat><prop><resourcetype><collection/></resourcetype></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>http://h/ann/work%20cal/</href><propstat><prop>
+  <resourcetype><collection/><C:calendar/></resourcetype>
+  <C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set>
+  <C:calendar-description>Team</C:calendar-description>
+  <C:calendar-timezone>BEGIN:VCALENDAR
+BEGIN:VTIMEZONE
+TZID:W. Europe Standard Time
+END:VTIMEZONE
+END:VCALENDAR</C:calendar-timezone>
+  <I:calendar-color>#FF0000CC</I:calendar-color>
+  <CS:getctag>ctag-1</CS:getctag><sync-token>sync-1</sync-token>
+  <current-user-privilege-set><privilege><read/></privilege><privilege><read-current-user-privilege-set/></privilege></current-user-privilege-set>
+</prop><status>HTTP/1.1 200 OK</status></propstat>
+<propstat><prop><displayname/></prop><status>HTTP/1.1 404 Not Found</status></propstat></response>
+<response><href>/ann/tasks/</href><propstat><prop><resourcetype><collection/><C:calendar/></resourcetype>
+  <C:supported-calendar-component-set><C:comp name="VTODO"/></C:supported-calendar-component-set></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/ann/all/</href><propstat><prop><resourcetype><collection/><C:calendar/></resourcetype><displayname>All</displayname>
+  <sync-token>s</sync-token><current-user-privilege-set><privilege><all/></privilege></current-user-privilege-set></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+</multistatus>"#;
+        let ms = xml::parse_multistatus(xml).unwrap();
+        let infos: Vec<CalendarInfo> = ms
+            .responses
+            .iter()
+            .filter_map(CalDavConnector::calendar_info)
+            .collect();
+        assert_eq!(infos.len(), 2, "{infos:?}");
+        let work = &infos[0];
+        assert_eq!(work.id, "/ann/work%20cal/");
+        assert_eq!(work.name, "work cal");
+        assert_eq!(work.description.as_deref(), Some("Team"));
+        assert_eq!(work.timezone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(work.color.as_deref(), Some("#ff0000"));
+        assert_eq!(work.change_tag.as_deref(), Some("ctag-1"));
+        assert!(work.read_only);
+        let all = &infos[1];
+        assert_eq!((all.name.as_str(), all.read_only), ("All", false));
+        assert_eq!(all.change_tag.as_deref(), Some("s"));
     }
 
     #[test]
