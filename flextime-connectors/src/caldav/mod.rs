@@ -1,46 +1,4 @@
-//! CalDAV (RFC 4791) with WebDAV sync (RFC 6578): [`CalDavConnector`], a
-//! [`Connector`] and [`CalendarProvider`].
-//!
-//! - Discovery (RFC 6764 / 4791): `DAV:current-user-principal` on the base
-//!   URL, `C:calendar-home-set` on the principal, then a Depth 1 PROPFIND on
-//!   the home listing the collections whose `resourcetype` has `C:calendar`
-//!   and whose `supported-calendar-component-set` includes VEVENT (absent
-//!   means every component). Calendar ids are the collections' hrefs.
-//! - [`sync_events`](CalendarProvider::sync_events): a `sync-collection`
-//!   REPORT (RFC 6578) from the token given (none lists everything, with no
-//!   deletes even when the server reports removed members), members
-//!   answered `404` become [`EventChange::Delete`], the others are fetched
-//!   with `calendar-multiget` in chunks; a truncated answer (`507` on the
-//!   request-URI) is continued with the token it carries; a token the server
-//!   rejects (`403`/`409` with the `DAV:valid-sync-token` precondition, or
-//!   `400`) runs a full listing with [`EventSync::full_resync`] set.
-//! - One calendar object resource (every VEVENT of one UID: the master and
-//!   its `RECURRENCE-ID` overrides) is one [`RemoteEvent`] whose id is the
-//!   object's href, mapped with [`crate::ics`].
-//! - Writes: `PUT` with `If-None-Match: *` to create (the object name is
-//!   derived from the UID, see [`object_name`]), `PUT` with `If-Match` to
-//!   update, `DELETE` with `If-Match`; a failed precondition (`412`, or
-//!   `409` such as `C:no-uid-conflict`) is a `Conflict`; deleting an object
-//!   that is already gone is not an error.
-//! - [`free_busy`](CalendarProvider::free_busy): a `calendar-query` REPORT
-//!   by time range, recurrences expanded locally with
-//!   [`ScheduleItem::occurrences`]; cancelled and `TRANSP:TRANSPARENT` events
-//!   and cancelled instances do not count.
-//!
-//! ```no_run
-//! use flextime_connectors::caldav::CalDavConnector;
-//! use flextime_connectors::calendar::CalendarProvider;
-//! use flextime_connectors::http::Auth;
-//!
-//! # async fn run() -> flextime_core::Result<()> {
-//! let caldav = CalDavConnector::new("https://dav.example.com/", Auth::basic("ann", "pw"))?;
-//! for calendar in caldav.list_calendars().await? {
-//!     let sync = caldav.sync_events(&calendar.id, None).await?;
-//!     println!("{}: {} events, next token {}", calendar.name, sync.changes.len(), sync.next_token);
-//! }
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("docs.md")]
 
 pub mod xml;
 
