@@ -21,9 +21,10 @@ use flextime_connectors::calendar::{
     BusyPeriod, CalendarProvider, CalendarSink, CalendarSource, EventChange, EventSync,
     FULL_RESYNC_METADATA, RemoteEvent,
 };
-use flextime_connectors::http::Auth;
+use flextime_connectors::http::{Auth, HttpClient, default_retry_policy};
 use flextime_connectors::ics;
 use flextime_connectors::{Capability, Connector};
+use flextime_core::resilience::RetryPolicy;
 use flextime_core::{
     ApplyOutcome, Change, ChangeKey, Checkpoint, ErrorKind, ItemKind, ItemTime, Override,
     ScheduleItem, Sink, Source, Status, Version,
@@ -139,7 +140,16 @@ async fn discovery_and_listing() {
 
 #[tokio::test]
 async fn check_fails_on_an_unreachable_server() {
-    let caldav = CalDavConnector::new("http://127.0.0.1:9/", Auth::None).unwrap();
+    let http = HttpClient::builder("caldav")
+        .base_url("http://127.0.0.1:9/")
+        .unwrap()
+        .retry(RetryPolicy {
+            max_attempts: 1,
+            ..default_retry_policy()
+        })
+        .build()
+        .unwrap();
+    let caldav = CalDavConnector::with_client(http);
     let err = caldav.check().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }

@@ -510,13 +510,13 @@ impl CalDavConnector {
         let timezone = r
             .prop_text(CALDAV, "calendar-timezone")
             .and_then(|tz| timezone_name(&tz));
-        let color = r.prop_text(APPLE_ICAL, "calendar-color").map(|c| {
-            if c.starts_with('#') && c.len() == 9 {
-                c[..7].to_ascii_lowercase()
-            } else {
-                c.to_ascii_lowercase()
-            }
-        });
+        let color = r
+            .prop_text(APPLE_ICAL, "calendar-color")
+            .map(|c| match c.get(..7) {
+                // `#RRGGBBAA` as Apple writes it: the alpha is dropped
+                Some(rgb) if c.len() == 9 && c.starts_with('#') => rgb.to_ascii_lowercase(),
+                _ => c.to_ascii_lowercase(),
+            });
         let change_tag = r
             .prop_text(CALENDARSERVER, "getctag")
             .or_else(|| r.prop_text(DAV, "sync-token"));
@@ -736,7 +736,8 @@ impl CalDavConnector {
         Ok(to_remotes(self.query_objects(calendar, from, to).await?))
     }
 
-    /// Reads one event with `GET`; `None` when it does not exist.
+    /// Reads one event with `GET`; `None` when it does not exist (or holds
+    /// no VEVENT).
     pub async fn get_event(&self, calendar: &str, id: &str) -> Result<Option<RemoteEvent>> {
         let url = self.object_url(calendar, id)?;
         let resp = match self
