@@ -327,11 +327,14 @@ impl CalDavConnector {
         }
     }
 
-    async fn report(&self, url: &Url, depth: &str, body: String) -> Result<Response> {
-        self.http
-            .request(method("REPORT"), url.as_str())
-            .header("Depth", depth)
-            .body(body, XML_CONTENT_TYPE)
+    /// A REPORT; `depth` is left out where the report ignores it
+    /// (calendar-multiget, RFC 4791 section 7.9).
+    async fn report(&self, url: &Url, depth: Option<&str>, body: String) -> Result<Response> {
+        let mut req = self.http.request(method("REPORT"), url.as_str());
+        if let Some(depth) = depth {
+            req = req.header("Depth", depth);
+        }
+        req.body(body, XML_CONTENT_TYPE)
             .idempotent(true)
             .send()
             .await
@@ -661,7 +664,7 @@ impl CalDavConnector {
         let mut missing = Vec::new();
         for chunk in hrefs.chunks(self.multiget_chunk) {
             let resp = self
-                .report(&url, "1", xml::calendar_multiget(chunk))
+                .report(&url, None, xml::calendar_multiget(chunk))
                 .await?;
             let ms = multistatus(&resp)?;
             for r in ms.responses {
@@ -708,7 +711,7 @@ impl CalDavConnector {
         let url = self.collection_url(calendar)?;
         let fmt = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
         let resp = self
-            .report(&url, "1", xml::calendar_query(&fmt(from), &fmt(to)))
+            .report(&url, Some("1"), xml::calendar_query(&fmt(from), &fmt(to)))
             .await?;
         let ms = multistatus(&resp)?;
         Ok(ms
