@@ -691,6 +691,16 @@ async fn fake_peer(body: Bytes) -> axum::response::Response {
             )
                 .into_response();
         }
+        if body.contains("<D:sync-token>garbled</D:sync-token>") {
+            return (StatusCode::BAD_REQUEST, "bad token").into_response();
+        }
+        if body.contains("<D:sync-token>forbidden</D:sync-token>") {
+            return (
+                StatusCode::FORBIDDEN,
+                r#"<?xml version="1.0"?><D:error xmlns:D="DAV:"><D:need-privileges/></D:error>"#,
+            )
+                .into_response();
+        }
         if body.contains("<D:sync-token>broken</D:sync-token>") {
             return multistatus("<d:response><d:status>HTTP/1.1 200 OK</d:status>");
         }
@@ -731,7 +741,7 @@ async fn fake_peer(body: Bytes) -> axum::response::Response {
 }
 
 #[tokio::test]
-async fn truncated_sync_continues_and_a_409_token_rejection_resyncs() {
+async fn truncated_sync_continues_and_rejected_tokens_resync() {
     let url = support::serve(Router::new().fallback(any(fake_peer))).await;
     let caldav = CalDavConnector::new(&url, Auth::None)
         .unwrap()
@@ -759,6 +769,18 @@ async fn truncated_sync_continues_and_a_409_token_rejection_resyncs() {
     let sync = caldav.sync_events("/cal/", Some("stale")).await.unwrap();
     assert!(sync.full_resync);
     assert_eq!(sync.next_token, "t2");
+
+    // a 400 on a token is a rejected token too
+    let sync = caldav.sync_events("/cal/", Some("garbled")).await.unwrap();
+    assert!(sync.full_resync);
+    assert_eq!(sync.changes.len(), 3);
+
+    // a 403 without the valid-sync-token precondition is an error, not a resync
+    let err = caldav
+        .sync_events("/cal/", Some("forbidden"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
 
     let err = caldav
         .sync_events("/cal/", Some("broken"))
