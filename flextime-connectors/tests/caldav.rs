@@ -797,10 +797,10 @@ async fn well_known_peer(uri: axum::http::Uri) -> axum::response::Response {
             (StatusCode::MOVED_PERMANENTLY, [("location", "/dav/")], "").into_response()
         }
         "/dav/" => multistatus(
-            r#"<d:response><d:href>/dav/</d:href><d:propstat><d:prop><d:current-user-principal><d:href>/dav/principals/ann/</d:href></d:current-user-principal></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
+            r"<d:response><d:href>/dav/</d:href><d:propstat><d:prop><d:current-user-principal><d:href>/dav/principals/ann/</d:href></d:current-user-principal></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>",
         ),
         "/dav/principals/ann/" => multistatus(
-            r#"<d:response><d:href>/dav/principals/ann/</d:href><d:propstat><d:prop><cal:calendar-home-set><d:href>http://elsewhere.invalid/dav/calendars/ann/</d:href></cal:calendar-home-set></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
+            r"<d:response><d:href>/dav/principals/ann/</d:href><d:propstat><d:prop><cal:calendar-home-set><d:href>http://elsewhere.invalid/dav/calendars/ann/</d:href></cal:calendar-home-set></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>",
         ),
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
