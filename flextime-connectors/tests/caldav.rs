@@ -705,8 +705,9 @@ async fn fake_peer(body: Bytes) -> axum::response::Response {
         }
         if body.contains("<D:sync-token>t1</D:sync-token>") {
             return multistatus(&format!(
-                "<d:sync-token>t2</d:sync-token>{}{}<d:response><d:href>/cal/c.ics</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response>",
+                "<d:sync-token>t2</d:sync-token>{}{}{}<d:response><d:href>/cal/c.ics</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response>",
                 member("/cal/b.ics"),
+                member("/cal/bad.ics"),
                 member("http://peer.invalid/cal/a.ics"),
             ));
         }
@@ -731,7 +732,12 @@ async fn fake_peer(body: Bytes) -> axum::response::Response {
             let _ = write!(
                 inner,
                 r#"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>"{href}"</d:getetag><cal:calendar-data>{}</cal:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#,
-                OBJECT.replace("XUIDX", uid)
+                if uid == "bad" {
+                    // an object the ICS mapping refuses: skipped, not fatal
+                    OBJECT.replace("DTSTART:20300301T090000Z", "DTSTART:not-a-date")
+                } else {
+                    OBJECT.replace("XUIDX", uid)
+                }
             );
         }
         return multistatus(&inner);
@@ -749,7 +755,7 @@ async fn truncated_sync_continues_and_rejected_tokens_resync() {
     assert_eq!(sync.next_token, "t2");
     assert!(sync.full_resync);
     // a.ics listed twice (first round, then as a URL): one upsert; c.ics
-    // listed then removed: a delete
+    // listed then removed: a delete; bad.ics unreadable: left out
     let ids: Vec<(&str, bool)> = sync
         .changes
         .iter()

@@ -807,11 +807,23 @@ impl CalDavConnector {
             let key = decode_path(href);
             match listing.members.get(href) {
                 Some(Member::Deleted) => changes.push(EventChange::Delete { id: href.clone() }),
-                Some(Member::Changed(_)) => {
-                    if let Some(event) = events.remove(&key) {
+                Some(Member::Changed(listed_etag)) => {
+                    if let Some(mut event) = events.remove(&key) {
+                        // the multiget's etag is the data's; the listing's
+                        // stands in when the multiget sent none
+                        if event.etag.is_none() {
+                            event.etag.clone_from(listed_etag);
+                            if let Some(r) = event.item.external_refs.get_mut(NAME) {
+                                r.etag.clone_from(listed_etag);
+                            }
+                        }
                         changes.push(EventChange::Upsert(Box::new(event)));
                     } else if gone.contains(&key) {
                         changes.push(EventChange::Delete { id: href.clone() });
+                    } else {
+                        // not an event (a VTODO), unreadable (warned about
+                        // above) or not delivered by the multiget
+                        tracing::debug!(href = %href, "caldav: changed object without an event");
                     }
                 }
                 None => {}
