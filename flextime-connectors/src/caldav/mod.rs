@@ -1058,6 +1058,39 @@ END:VCALENDAR</C:calendar-timezone>
     }
 
     #[test]
+    fn objects_map_to_one_event_each() {
+        let vevent = |uid: &str| {
+            format!(
+                "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20300101T000000Z\r\n\
+                 DTSTART:20300301T090000Z\r\nDTEND:20300301T100000Z\r\nSUMMARY:{uid}\r\n\
+                 TRANSP:TRANSPARENT\r\nEND:VEVENT\r\n"
+            )
+        };
+        let object = |body: String| CalendarObject {
+            href: "/c/x.ics".into(),
+            etag: Some("\"1\"".into()),
+            data: format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n"),
+        };
+        let event = to_remote(object(vevent("a"))).unwrap().unwrap();
+        assert_eq!(event.id, "/c/x.ics");
+        assert_eq!(event.item.id, "a");
+        assert_eq!(
+            event.item.external_refs[NAME].etag.as_deref(),
+            Some("\"1\"")
+        );
+        assert!(is_transparent(&event.item));
+        // two UIDs in one object, garbage, and a VTODO
+        let two = to_remote(object(vevent("a") + &vevent("b"))).unwrap_err();
+        assert_eq!(two.kind(), ErrorKind::InvalidInput);
+        assert!(to_remote(object("garbage\r\n".into())).is_err());
+        let todo = "BEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\n".to_owned();
+        assert!(to_remote(object(todo)).unwrap().is_none());
+        // writing drops the item's own reference
+        let ics = ics_for(&event.item).unwrap();
+        assert!(!ics.contains("/c/x.ics"), "{ics}");
+    }
+
+    #[test]
     fn timezone_from_vtimezone() {
         let tz = "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n";
         assert_eq!(timezone_name(tz).as_deref(), Some("Europe/Berlin"));
