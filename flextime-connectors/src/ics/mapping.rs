@@ -50,9 +50,15 @@
 //! status) are read as `None`: an item whose overrides repeat master values
 //! comes back with those fields unset, which means the same.
 //!
-//! Not kept: parameters of mapped properties that are not listed above (such
-//! as `SUMMARY;LANGUAGE=de` or `ATTENDEE;RSVP=TRUE`), `RECURRENCE-ID;RANGE`,
-//! and `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
+//! Parameters of `ATTENDEE` beyond `CN`, `ROLE`, `PARTSTAT` (`CUTYPE`,
+//! `RSVP`, `X-NUM-GUESTS`, Apple's `EMAIL` ...) are kept per address in
+//! `"attendee_params": {"ana@example.com": "CUTYPE=INDIVIDUAL;RSVP=TRUE"}`,
+//! those of `ORGANIZER` beyond `CN` in `"organizer_params"`, and added back
+//! when writing.
+//!
+//! Not kept: parameters of the other mapped properties (such as
+//! `SUMMARY;LANGUAGE=de`), `RECURRENCE-ID;RANGE`, and
+//! `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -323,6 +329,12 @@ struct Fields {
     created: Option<DateTime<Utc>>,
     attendees: Vec<Attendee>,
     organizer: Option<Organizer>,
+    /// ORGANIZER and ATTENDEE lines as read (for overrides).
+    people_lines: Vec<String>,
+    /// Parameters of ATTENDEEs beyond CN / ROLE / PARTSTAT, by address.
+    attendee_params: Map<String, Value>,
+    /// Parameters of the ORGANIZER beyond CN.
+    organizer_params: Option<String>,
     kind: Option<ItemKind>,
     refs: BTreeMap<String, ExternalRef>,
     extensions: BTreeMap<String, Value>,
@@ -379,12 +391,22 @@ fn read_vevent(c: &Component, ctx: &mut ReadCtx<'_>) -> Result<Fields> {
                 f.created = Some(parse_utc(p)?);
                 f.other.push(p.to_line());
             }
-            "ATTENDEE" => f.attendees.push(parse_attendee(p)),
+            "ATTENDEE" => {
+                let a = parse_attendee(p);
+                if let Some(params) = extra_params(p, &["CN", "ROLE", "PARTSTAT"]) {
+                    f.attendee_params
+                        .insert(a.email.clone(), Value::String(params));
+                }
+                f.attendees.push(a);
+                f.people_lines.push(p.to_line());
+            }
             "ORGANIZER" => {
                 f.organizer = Some(Organizer {
                     email: email_of(p),
                     name: p.param("CN").map(str::to_owned),
                 });
+                f.organizer_params = extra_params(p, &["CN"]);
+                f.people_lines.push(p.to_line());
             }
             "X-FLEXTIME-KIND" => f.kind = Some(parse_kind(p)?),
             "X-FLEXTIME-REF" => {
@@ -497,6 +519,15 @@ fn build_item(
         (Some(lm), Some((ts, _))) if lm != *ts
     );
     let mut ics = main.extras(keep_dtstamp);
+    if !main.attendee_params.is_empty() {
+        ics.insert(
+            "attendee_params".into(),
+            Value::Object(main.attendee_params.clone()),
+        );
+    }
+    if let Some(params) = &main.organizer_params {
+        ics.insert("organizer_params".into(), Value::String(params.clone()));
+    }
     if orphan {
         if let Some((_, line)) = &main.rid {
             ics.insert("recurrence_id".into(), Value::String(line.clone()));
@@ -535,19 +566,12 @@ fn build_item(
                 continue;
             }
             let mut extras = f.extras(true);
-            if !f.attendees.is_empty() || f.organizer.is_some() || f.sequence.is_some() {
+            if !f.people_lines.is_empty() || f.sequence.is_some() {
                 let mut props: Vec<Value> = Vec::new();
                 if let Some(seq) = f.sequence {
                     props.push(json!(format!("SEQUENCE:{seq}")));
                 }
-                if let Some(org) = &f.organizer {
-                    props.push(json!(organizer_property(org).to_line()));
-                }
-                props.extend(
-                    f.attendees
-                        .iter()
-                        .map(|a| json!(attendee_property(a).to_line())),
-                );
+                props.extend(f.people_lines.iter().map(|l| json!(l)));
                 if let Some(Value::Array(rest)) = extras.remove("properties") {
                     props.extend(rest);
                 }
@@ -728,6 +752,48 @@ fn cal_address(email: &str) -> String {
     }
 }
 
+/// The parameters of `p` other than `mapped`, as `A=b;C=d` (`None` when
+/// there are none).
+fn extra_params(p: &Property, mapped: &[&str]) -> Option<String> {
+    let params: Vec<_> = p
+        .params
+        .iter()
+        .filter(|q| !mapped.contains(&q.name.as_str()))
+        .cloned()
+        .collect();
+    if params.is_empty() {
+        return None;
+    }
+    let line = Property {
+        name: "X".into(),
+        params,
+        value: String::new(),
+        line: 0,
+    }
+    .to_line();
+    line.strip_prefix("X;")
+        .and_then(|l| l.strip_suffix(':'))
+        .map(str::to_owned)
+}
+
+/// Adds kept parameters (`A=b;C=d`) to `p`, skipping names it already has.
+fn with_kept_params(mut p: Property, params: Option<&Value>) -> Property {
+    let Some(params) = params.and_then(Value::as_str) else {
+        return p;
+    };
+    if params.contains(['\r', '\n']) {
+        return p;
+    }
+    if let Ok(parsed) = Property::parse(&format!("X;{params}:")) {
+        for q in parsed.params {
+            if p.param(&q.name).is_none() {
+                p.params.push(q);
+            }
+        }
+    }
+    p
+}
+
 fn attendee_property(a: &Attendee) -> Property {
     let mut p = Property::new("ATTENDEE", cal_address(&a.email));
     if let Some(name) = &a.name {
@@ -865,9 +931,18 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
     props.push(Property::new("SEQUENCE", item.sequence.to_string()));
     props.push(utc_property("LAST-MODIFIED", item.updated_at));
     if let Some(o) = &item.organizer {
-        props.push(organizer_property(o));
+        props.push(with_kept_params(
+            organizer_property(o),
+            ics.and_then(|e| e.get("organizer_params")),
+        ));
     }
-    props.extend(item.attendees.iter().map(attendee_property));
+    let attendee_params = ics.and_then(|e| e.get("attendee_params"));
+    props.extend(item.attendees.iter().map(|a| {
+        with_kept_params(
+            attendee_property(a),
+            attendee_params.and_then(|m| m.get(&a.email)),
+        )
+    }));
     if item.kind != ItemKind::Event {
         let kind = serde_json::to_value(item.kind)
             .ok()
@@ -930,9 +1005,18 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
             // Not read from ICS: the instance carries the master's people.
             p.push(Property::new("SEQUENCE", item.sequence.to_string()));
             if let Some(o) = &item.organizer {
-                p.push(organizer_property(o));
+                p.push(with_kept_params(
+                    organizer_property(o),
+                    ics.and_then(|e| e.get("organizer_params")),
+                ));
             }
-            p.extend(item.attendees.iter().map(attendee_property));
+            let attendee_params = ics.and_then(|e| e.get("attendee_params"));
+            p.extend(item.attendees.iter().map(|a| {
+                with_kept_params(
+                    attendee_property(a),
+                    attendee_params.and_then(|m| m.get(&a.email)),
+                )
+            }));
         }
         push_kept(&mut c, extras);
         out.push(c);
