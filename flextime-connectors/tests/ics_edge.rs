@@ -326,6 +326,10 @@ fn malformed_input_is_a_typed_error_with_a_line() {
         "a second VEVENT without RECURRENCE-ID",
     );
     expect_error(&"BEGIN:VCALENDAR\r\n".repeat(20), "nested deeper");
+    expect_error(
+        "BEGIN:VCALENDAR\r\nX-A:a\rb\r\nEND:VCALENDAR\r\n",
+        "line 2: a carriage return inside a line",
+    );
     // Arbitrary bytes never panic.
     for junk in [
         "\u{0}",

@@ -118,7 +118,7 @@ fn parse_date(s: &str, line: usize, what: &str) -> Result<NaiveDate> {
 /// `YYYYMMDDTHHMMSS` (without a trailing `Z`).
 fn parse_local(s: &str, line: usize, what: &str) -> Result<NaiveDateTime> {
     let (date, time) = match (s.get(..8), s.get(8..9), s.get(9..)) {
-        (Some(d), Some("T" | "t"), Some(t)) if t.len() == 6 => (d, t),
+        (Some(d), Some("T" | "t"), Some(t)) if t.len() == 6 && t.is_ascii() => (d, t),
         _ => {
             return Err(error_at(
                 line,
@@ -214,14 +214,18 @@ fn parse_duration(p: &Property) -> Result<(i64, i64)> {
                 let n: i64 = num.parse().map_err(|_| bad())?;
                 num.clear();
                 any = true;
-                match (unit, in_time) {
-                    ('W', false) => days += n.checked_mul(7).ok_or_else(bad)?,
-                    ('D', false) => days += n,
-                    ('H', true) => secs += n.checked_mul(3600).ok_or_else(bad)?,
-                    ('M', true) => secs += n.checked_mul(60).ok_or_else(bad)?,
-                    ('S', true) => secs += n,
+                let (total, factor) = match (unit, in_time) {
+                    ('W', false) => (&mut days, 7),
+                    ('D', false) => (&mut days, 1),
+                    ('H', true) => (&mut secs, 3600),
+                    ('M', true) => (&mut secs, 60),
+                    ('S', true) => (&mut secs, 1),
                     _ => return Err(bad()),
-                }
+                };
+                *total = n
+                    .checked_mul(factor)
+                    .and_then(|v| total.checked_add(v))
+                    .ok_or_else(bad)?;
             }
         }
     }
@@ -565,7 +569,13 @@ fn build_item(
                 // kept data: nothing to keep.
                 continue;
             }
-            let mut extras = f.extras(true);
+            // The writer gives an override the master's `updated_at` as
+            // DTSTAMP unless one is kept: keep only a different one.
+            let mut extras = f.extras(
+                f.dtstamp
+                    .as_ref()
+                    .is_some_and(|(t, _)| *t != item.updated_at),
+            );
             if !f.people_lines.is_empty() || f.sequence.is_some() {
                 let mut props: Vec<Value> = Vec::new();
                 if let Some(seq) = f.sequence {
@@ -673,11 +683,12 @@ fn inherited_end(master: &ScheduleItem, start: &ItemTime) -> Option<ItemTime> {
 /// Groups VEVENTs by UID (in order of first appearance) into (master,
 /// overrides).
 pub(crate) fn group_by_uid(components: &[Component]) -> Vec<(Option<&Component>, Vec<&Component>)> {
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(Option<&Component>, Vec<&Component>)> = Vec::new();
     let mut no_uid = Vec::new();
     for c in components.iter().filter(|c| c.name == "VEVENT") {
-        let Some(uid) = c.property("UID").map(|p| p.value.as_str()) else {
+        // The same form as the item id: unescaped and trimmed.
+        let Some(uid) = c.property("UID").map(|p| p.text().trim().to_owned()) else {
             no_uid.push(c);
             continue;
         };
@@ -874,8 +885,8 @@ fn has_kept(extras: Option<&Value>, name: &str) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|a| {
             a.iter().filter_map(Value::as_str).any(|l| {
-                l.len() > name.len()
-                    && l[..name.len()].eq_ignore_ascii_case(name)
+                l.get(..name.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(name))
                     && l[name.len()..].starts_with([':', ';'])
             })
         })

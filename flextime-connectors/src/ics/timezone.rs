@@ -420,12 +420,17 @@ fn observance(t: &Transition, name: &str, rrule: Option<String>) -> Component {
     c
 }
 
+/// The most years [`vtimezone`] computes transitions for.
+pub const MAX_VTIMEZONE_YEARS: i32 = 50;
+
 /// A VTIMEZONE for `tz` valid for the years `first..=last` (the observance
 /// in force on 1 January of `first` included), computed from chrono-tz.
 /// UTC needs none; callers write `Z` times for it.
 pub fn vtimezone(tz: Tz, first: i32, last: i32) -> Component {
     let first = first.clamp(1, 9999);
-    let last = last.clamp(first, 9999);
+    // At most MAX_VTIMEZONE_YEARS years of transitions are computed; the
+    // yearly rules found (or the last observance) carry on after them.
+    let last = last.clamp(first, (first + MAX_VTIMEZONE_YEARS).min(9999));
     let mut vtz = Component::new("VTIMEZONE");
     vtz.properties.push(Property::new("TZID", tz.name()));
     // The year before `first` gives the observance in force at its start.
