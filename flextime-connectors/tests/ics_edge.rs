@@ -360,3 +360,46 @@ fn a_bad_event_fails_alone_in_lossy_mode() {
     assert_eq!((good.len(), bad.len()), (3, 1));
     assert!(bad[0].message().contains("line 16"), "{}", bad[0]);
 }
+
+#[test]
+fn tricky_strings_round_trip_exactly() {
+    let pieces = [
+        ",", ";", "\\", "\n", ":", "\"", "^", "é", "🎉", " ", "\t", "\\n", "^n", "^'", "a", "会議",
+    ];
+    let mut checked = 0;
+    for (i, a) in pieces.iter().enumerate() {
+        for (j, b) in pieces.iter().enumerate() {
+            let s = format!("x{a}{b}{}y", pieces[(i * 7 + j) % pieces.len()]);
+            let mut item = rich_item();
+            item.title.clone_from(&s);
+            item.description = Some(s.repeat(9));
+            item.location = Some(s.clone());
+            item.attendees[0].name = Some(s.clone());
+            item.organizer.as_mut().unwrap().name = Some(s.clone());
+            item.recurrence.overrides[0].title = Some(format!("{s}!"));
+            item.extensions.insert(s.clone(), serde_json::json!(s));
+            item.external_refs.insert(
+                s.clone(),
+                ExternalRef {
+                    id: s.clone(),
+                    etag: Some(s.clone()),
+                },
+            );
+            let ics = item_to_ics(&item);
+            assert!(ics.split("\r\n").all(|l| l.len() <= 75));
+            assert_eq!(item_from_ics(&ics).unwrap(), item, "{s:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, pieces.len() * pieces.len());
+    // A line break in a value that is not TEXT (an unvalidated address)
+    // cannot break the output.
+    let mut item = rich_item();
+    item.attendees[1].email = "x@example.com\r\nBEGIN:VTODO".into();
+    let ics = item_to_ics(&item);
+    assert!(!ics.contains("\r\nBEGIN:VTODO"));
+    assert_eq!(
+        item_from_ics(&ics).unwrap().attendees[1].email,
+        "x@example.com  BEGIN:VTODO"
+    );
+}
