@@ -211,6 +211,7 @@ BEGIN:VEVENT\r\nUID:s\r\nDTSTART:20240101T090000Z\r\nDTEND:20240101T091500Z\r\nR
 BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20240104T090000Z\r\nDTSTART:20240104T090000Z\r\nDTEND:20240104T091500Z\r\nSTATUS:CANCELLED\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20240105T090000Z\r\nDTSTART:20240105T090000Z\r\nDTEND:20240105T091500Z\r\nSUMMARY:Standup\r\nDESCRIPTION:Demo day\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nUID:lonely\r\nRECURRENCE-ID:20240201T090000Z\r\nDTSTART:20240201T093000Z\r\nDTEND:20240201T100000Z\r\nSUMMARY:Only this one was shared\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:lonely\r\nRECURRENCE-ID:20240208T090000Z\r\nDTSTART:20240208T090000Z\r\nDTEND:20240208T093000Z\r\nSUMMARY:And this one\r\nEND:VEVENT\r\n\
 END:VCALENDAR\r\n";
     let (items, written) = round_trip(ics);
     assert_eq!(
@@ -239,9 +240,16 @@ END:VCALENDAR\r\n";
     let from = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap();
     assert_eq!(s.occurrences(from, to, 10).unwrap().len(), 4);
-    // The orphan override is its own item and keeps its RECURRENCE-ID.
+    // Instances without their master: the first is the item (and keeps its
+    // RECURRENCE-ID), the second one of its overrides.
     assert_eq!(items[2].title, "Only this one was shared");
+    assert_eq!(items[2].recurrence.overrides.len(), 1);
+    assert_eq!(
+        items[2].recurrence.overrides[0].title.as_deref(),
+        Some("And this one")
+    );
     assert!(written.contains("RECURRENCE-ID:20240201T090000Z\r\n"));
+    assert!(written.contains("RECURRENCE-ID:20240208T090000Z\r\n"));
     // No DTEND on a date-time event: zero length.
     assert_eq!(items[1].end, items[1].start);
 }

@@ -38,9 +38,11 @@
 //! per `RECURRENCE-ID` (its [`ItemTime`] display form), what an override
 //! VEVENT had beyond the [`Override`] fields (its attendees, `SEQUENCE`,
 //! `DTSTAMP`, alarms ...). When the master has both `LAST-MODIFIED` and
-//! `DTSTAMP`, the `DTSTAMP` is kept there too. A VEVENT with a
-//! `RECURRENCE-ID` but no master in the object becomes an item of its own
-//! with `"recurrence_id"` (the content line) in this object.
+//! `DTSTAMP`, the `DTSTAMP` is kept there too. VEVENTs with a
+//! `RECURRENCE-ID` but no master in the object (an invitation to some
+//! instances only) become one item: the first instance, with
+//! `"recurrence_id"` (its content line) in this object, and the others as
+//! its overrides.
 //!
 //! An override VEVENT that carries exactly the master's attendees,
 //! organizer and `SEQUENCE` (and no other property) keeps nothing there;
@@ -492,16 +494,11 @@ fn build_item(
     overrides: &[&Component],
     ctx: &mut ReadCtx<'_>,
 ) -> Result<ScheduleItem> {
-    let (main, orphan) = match (master, overrides.first()) {
-        (Some(m), _) => (read_vevent(m, ctx)?, false),
-        (None, Some(o)) if overrides.len() == 1 => (read_vevent(o, ctx)?, true),
-        (None, Some(o)) => {
-            // Several overrides and no master: keep the first as the item.
-            return Err(error_at(
-                o.line,
-                "several VEVENTs with a RECURRENCE-ID and no master VEVENT for their UID",
-            ));
-        }
+    // Without a master, the first instance stands for the item (its
+    // RECURRENCE-ID is kept) and any further ones are its overrides.
+    let (main, orphan, overrides) = match (master, overrides.split_first()) {
+        (Some(m), _) => (read_vevent(m, ctx)?, false, overrides),
+        (None, Some((first, rest))) => (read_vevent(first, ctx)?, true, rest),
         (None, None) => return Err(Error::internal("build_item without VEVENT")),
     };
     let uid = main
@@ -555,54 +552,52 @@ fn build_item(
     item.external_refs.clone_from(&main.refs);
     item.extensions.clone_from(&main.extensions);
 
-    if !orphan {
-        let mut extra_overrides = Map::new();
-        for o in overrides {
-            let f = read_vevent(o, ctx)?;
-            let Some((rid, _)) = f.rid else {
-                return Err(Error::internal("override without RECURRENCE-ID"));
-            };
-            let ov = override_from(&item, rid, &f)?;
-            item.recurrence.overrides.push(ov);
-            if inherits_everything(&item, &f) {
-                // Exactly what the writer produces for an override without
-                // kept data: nothing to keep.
-                continue;
-            }
-            // The writer gives an override the master's `updated_at` as
-            // DTSTAMP unless one is kept: keep only a different one.
-            let mut extras = f.extras(
-                f.dtstamp
-                    .as_ref()
-                    .is_some_and(|(t, _)| *t != item.updated_at),
-            );
-            if !f.people_lines.is_empty() || f.sequence.is_some() {
-                let mut props: Vec<Value> = Vec::new();
-                if let Some(seq) = f.sequence {
-                    props.push(json!(format!("SEQUENCE:{seq}")));
-                }
-                props.extend(f.people_lines.iter().map(|l| json!(l)));
-                if let Some(Value::Array(rest)) = extras.remove("properties") {
-                    props.extend(rest);
-                }
-                extras.insert("properties".into(), Value::Array(props));
-            }
-            if let Some(lm) = f.last_modified {
-                let line = format!("LAST-MODIFIED:{}", lm.format("%Y%m%dT%H%M%SZ"));
-                let props = extras
-                    .entry("properties")
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(a) = props {
-                    a.push(Value::String(line));
-                }
-            }
-            // Keep a marker even when empty, so the writer knows the
-            // override came from ICS and copies nothing from the master.
-            extra_overrides.insert(rid.to_string(), Value::Object(extras));
+    let mut extra_overrides = Map::new();
+    for o in overrides {
+        let f = read_vevent(o, ctx)?;
+        let Some((rid, _)) = f.rid else {
+            return Err(Error::internal("override without RECURRENCE-ID"));
+        };
+        let ov = override_from(&item, rid, &f)?;
+        item.recurrence.overrides.push(ov);
+        if inherits_everything(&item, &f) {
+            // Exactly what the writer produces for an override without
+            // kept data: nothing to keep.
+            continue;
         }
-        if !extra_overrides.is_empty() {
-            ics.insert("overrides".into(), Value::Object(extra_overrides));
+        // The writer gives an override the master's `updated_at` as
+        // DTSTAMP unless one is kept: keep only a different one.
+        let mut extras = f.extras(
+            f.dtstamp
+                .as_ref()
+                .is_some_and(|(t, _)| *t != item.updated_at),
+        );
+        if !f.people_lines.is_empty() || f.sequence.is_some() {
+            let mut props: Vec<Value> = Vec::new();
+            if let Some(seq) = f.sequence {
+                props.push(json!(format!("SEQUENCE:{seq}")));
+            }
+            props.extend(f.people_lines.iter().map(|l| json!(l)));
+            if let Some(Value::Array(rest)) = extras.remove("properties") {
+                props.extend(rest);
+            }
+            extras.insert("properties".into(), Value::Array(props));
         }
+        if let Some(lm) = f.last_modified {
+            let line = format!("LAST-MODIFIED:{}", lm.format("%Y%m%dT%H%M%SZ"));
+            let props = extras
+                .entry("properties")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(a) = props {
+                a.push(Value::String(line));
+            }
+        }
+        // Keep a marker even when empty, so the writer knows the
+        // override came from ICS and copies nothing from the master.
+        extra_overrides.insert(rid.to_string(), Value::Object(extras));
+    }
+    if !extra_overrides.is_empty() {
+        ics.insert("overrides".into(), Value::Object(extra_overrides));
     }
     if !ics.is_empty() {
         item.extensions
