@@ -211,6 +211,7 @@ BEGIN:VEVENT\r\nUID:s\r\nDTSTART:20240101T090000Z\r\nDTEND:20240101T091500Z\r\nR
 BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20240104T090000Z\r\nDTSTART:20240104T090000Z\r\nDTEND:20240104T091500Z\r\nSTATUS:CANCELLED\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20240105T090000Z\r\nDTSTART:20240105T090000Z\r\nDTEND:20240105T091500Z\r\nSUMMARY:Standup\r\nDESCRIPTION:Demo day\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nUID:lonely\r\nRECURRENCE-ID:20240201T090000Z\r\nDTSTART:20240201T093000Z\r\nDTEND:20240201T100000Z\r\nSUMMARY:Only this one was shared\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:lonely\r\nRECURRENCE-ID:20240208T090000Z\r\nDTSTART:20240208T090000Z\r\nDTEND:20240208T093000Z\r\nSUMMARY:And this one\r\nEND:VEVENT\r\n\
 END:VCALENDAR\r\n";
     let (items, written) = round_trip(ics);
     assert_eq!(
@@ -239,9 +240,16 @@ END:VCALENDAR\r\n";
     let from = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap();
     assert_eq!(s.occurrences(from, to, 10).unwrap().len(), 4);
-    // The orphan override is its own item and keeps its RECURRENCE-ID.
+    // Instances without their master: the first is the item (and keeps its
+    // RECURRENCE-ID), the second one of its overrides.
     assert_eq!(items[2].title, "Only this one was shared");
+    assert_eq!(items[2].recurrence.overrides.len(), 1);
+    assert_eq!(
+        items[2].recurrence.overrides[0].title.as_deref(),
+        Some("And this one")
+    );
     assert!(written.contains("RECURRENCE-ID:20240201T090000Z\r\n"));
+    assert!(written.contains("RECURRENCE-ID:20240208T090000Z\r\n"));
     // No DTEND on a date-time event: zero length.
     assert_eq!(items[1].end, items[1].start);
 }
@@ -326,6 +334,10 @@ fn malformed_input_is_a_typed_error_with_a_line() {
         "a second VEVENT without RECURRENCE-ID",
     );
     expect_error(&"BEGIN:VCALENDAR\r\n".repeat(20), "nested deeper");
+    expect_error(
+        "BEGIN:VCALENDAR\r\nX-A:a\rb\r\nEND:VCALENDAR\r\n",
+        "line 2: a carriage return inside a line",
+    );
     // Arbitrary bytes never panic.
     for junk in [
         "\u{0}",
@@ -355,4 +367,47 @@ fn a_bad_event_fails_alone_in_lossy_mode() {
     let (good, bad) = parse_calendar(&broken).unwrap().events_lossy();
     assert_eq!((good.len(), bad.len()), (3, 1));
     assert!(bad[0].message().contains("line 16"), "{}", bad[0]);
+}
+
+#[test]
+fn tricky_strings_round_trip_exactly() {
+    let pieces = [
+        ",", ";", "\\", "\n", ":", "\"", "^", "é", "🎉", " ", "\t", "\\n", "^n", "^'", "a", "会議",
+    ];
+    let mut checked = 0;
+    for (i, a) in pieces.iter().enumerate() {
+        for (j, b) in pieces.iter().enumerate() {
+            let s = format!("x{a}{b}{}y", pieces[(i * 7 + j) % pieces.len()]);
+            let mut item = rich_item();
+            item.title.clone_from(&s);
+            item.description = Some(s.repeat(9));
+            item.location = Some(s.clone());
+            item.attendees[0].name = Some(s.clone());
+            item.organizer.as_mut().unwrap().name = Some(s.clone());
+            item.recurrence.overrides[0].title = Some(format!("{s}!"));
+            item.extensions.insert(s.clone(), serde_json::json!(s));
+            item.external_refs.insert(
+                s.clone(),
+                ExternalRef {
+                    id: s.clone(),
+                    etag: Some(s.clone()),
+                },
+            );
+            let ics = item_to_ics(&item);
+            assert!(ics.split("\r\n").all(|l| l.len() <= 75));
+            assert_eq!(item_from_ics(&ics).unwrap(), item, "{s:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, pieces.len() * pieces.len());
+    // A line break in a value that is not TEXT (an unvalidated address)
+    // cannot break the output.
+    let mut item = rich_item();
+    item.attendees[1].email = "x@example.com\r\nBEGIN:VTODO".into();
+    let ics = item_to_ics(&item);
+    assert!(!ics.contains("\r\nBEGIN:VTODO"));
+    assert_eq!(
+        item_from_ics(&ics).unwrap().attendees[1].email,
+        "x@example.com  BEGIN:VTODO"
+    );
 }

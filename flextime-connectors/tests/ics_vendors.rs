@@ -61,6 +61,14 @@ fn google_calendar_export() {
         sync.attendees[2].participation_status,
         ParticipationStatus::Tentative
     );
+    // Attendee parameters beyond CN / ROLE / PARTSTAT are kept per address.
+    assert_eq!(
+        sync.extensions["ics"]["attendee_params"]["bo@example.com"],
+        "CUTYPE=INDIVIDUAL;X-NUM-GUESTS=0"
+    );
+    assert!(written.replace("\r\n ", "").contains(
+        "ATTENDEE;CN=bo@example.com;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;CUTYPE=INDIVIDUAL;X-NUM-GUESTS=0:mailto:bo@example.com\r\n"
+    ));
     // Google's own properties and the reminder are kept and written back.
     let k = kept(sync);
     assert!(
@@ -109,7 +117,7 @@ fn google_calendar_export() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v.as_str().unwrap().starts_with("ATTENDEE;CN=Ana Lima"))
+            .any(|v| v.as_str().unwrap().starts_with("ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;CN=Ana Lima;X-NUM-GUESTS=0"))
     );
     // Written back as three VEVENTs with the same UID.
     assert_eq!(
@@ -258,6 +266,14 @@ fn apple_calendar_export() {
         "urn:uuid:3C5E8F2A-1B4D-4E6F-8A9B-0C1D2E3F4A5B"
     );
     assert_eq!(dinner.attendees[1].role, Role::Chair);
+    assert_eq!(
+        dinner.extensions["ics"]["attendee_params"]["zoe@example.com"],
+        "CUTYPE=INDIVIDUAL;EMAIL=\"zoe@example.com\""
+    );
+    assert_eq!(
+        dinner.extensions["ics"]["organizer_params"],
+        "EMAIL=\"me@example.com\""
+    );
     assert!(
         written
             .replace("\r\n ", "")

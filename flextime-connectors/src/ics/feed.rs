@@ -36,6 +36,10 @@ use crate::http::HttpClient;
 /// The name the feed's HTTP client reports in logs and metrics.
 pub const CLIENT_NAME: &str = "ics-feed";
 
+/// The largest feed body parsed (64 MiB); a larger one is an
+/// `InvalidInput` error.
+pub const MAX_FEED_BYTES: usize = 64 * 1024 * 1024;
+
 /// What the last successful fetch left: validators and events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedState {
@@ -163,6 +167,12 @@ impl IcsFeed {
                 items: state.items.clone(),
                 errors: self.errors.iter().map(Error::invalid_input).collect(),
             });
+        }
+        if response.bytes().len() > MAX_FEED_BYTES {
+            return Err(Error::invalid_input(format!(
+                "ics feed body is {} bytes, more than the {MAX_FEED_BYTES} accepted",
+                response.bytes().len()
+            )));
         }
         let text = response.text()?;
         let calendar = parse_calendar(text)?;

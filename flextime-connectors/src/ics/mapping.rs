@@ -38,9 +38,11 @@
 //! per `RECURRENCE-ID` (its [`ItemTime`] display form), what an override
 //! VEVENT had beyond the [`Override`] fields (its attendees, `SEQUENCE`,
 //! `DTSTAMP`, alarms ...). When the master has both `LAST-MODIFIED` and
-//! `DTSTAMP`, the `DTSTAMP` is kept there too. A VEVENT with a
-//! `RECURRENCE-ID` but no master in the object becomes an item of its own
-//! with `"recurrence_id"` (the content line) in this object.
+//! `DTSTAMP`, the `DTSTAMP` is kept there too. VEVENTs with a
+//! `RECURRENCE-ID` but no master in the object (an invitation to some
+//! instances only) become one item: the first instance, with
+//! `"recurrence_id"` (its content line) in this object, and the others as
+//! its overrides.
 //!
 //! An override VEVENT that carries exactly the master's attendees,
 //! organizer and `SEQUENCE` (and no other property) keeps nothing there;
@@ -50,9 +52,15 @@
 //! status) are read as `None`: an item whose overrides repeat master values
 //! comes back with those fields unset, which means the same.
 //!
-//! Not kept: parameters of mapped properties that are not listed above (such
-//! as `SUMMARY;LANGUAGE=de` or `ATTENDEE;RSVP=TRUE`), `RECURRENCE-ID;RANGE`,
-//! and `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
+//! Parameters of `ATTENDEE` beyond `CN`, `ROLE`, `PARTSTAT` (`CUTYPE`,
+//! `RSVP`, `X-NUM-GUESTS`, Apple's `EMAIL` ...) are kept per address in
+//! `"attendee_params": {"ana@example.com": "CUTYPE=INDIVIDUAL;RSVP=TRUE"}`,
+//! those of `ORGANIZER` beyond `CN` in `"organizer_params"`, and added back
+//! when writing.
+//!
+//! Not kept: parameters of the other mapped properties (such as
+//! `SUMMARY;LANGUAGE=de`), `RECURRENCE-ID;RANGE`, and
+//! `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -112,7 +120,7 @@ fn parse_date(s: &str, line: usize, what: &str) -> Result<NaiveDate> {
 /// `YYYYMMDDTHHMMSS` (without a trailing `Z`).
 fn parse_local(s: &str, line: usize, what: &str) -> Result<NaiveDateTime> {
     let (date, time) = match (s.get(..8), s.get(8..9), s.get(9..)) {
-        (Some(d), Some("T" | "t"), Some(t)) if t.len() == 6 => (d, t),
+        (Some(d), Some("T" | "t"), Some(t)) if t.len() == 6 && t.is_ascii() => (d, t),
         _ => {
             return Err(error_at(
                 line,
@@ -208,14 +216,18 @@ fn parse_duration(p: &Property) -> Result<(i64, i64)> {
                 let n: i64 = num.parse().map_err(|_| bad())?;
                 num.clear();
                 any = true;
-                match (unit, in_time) {
-                    ('W', false) => days += n.checked_mul(7).ok_or_else(bad)?,
-                    ('D', false) => days += n,
-                    ('H', true) => secs += n.checked_mul(3600).ok_or_else(bad)?,
-                    ('M', true) => secs += n.checked_mul(60).ok_or_else(bad)?,
-                    ('S', true) => secs += n,
+                let (total, factor) = match (unit, in_time) {
+                    ('W', false) => (&mut days, 7),
+                    ('D', false) => (&mut days, 1),
+                    ('H', true) => (&mut secs, 3600),
+                    ('M', true) => (&mut secs, 60),
+                    ('S', true) => (&mut secs, 1),
                     _ => return Err(bad()),
-                }
+                };
+                *total = n
+                    .checked_mul(factor)
+                    .and_then(|v| total.checked_add(v))
+                    .ok_or_else(bad)?;
             }
         }
     }
@@ -323,6 +335,12 @@ struct Fields {
     created: Option<DateTime<Utc>>,
     attendees: Vec<Attendee>,
     organizer: Option<Organizer>,
+    /// ORGANIZER and ATTENDEE lines as read (for overrides).
+    people_lines: Vec<String>,
+    /// Parameters of ATTENDEEs beyond CN / ROLE / PARTSTAT, by address.
+    attendee_params: Map<String, Value>,
+    /// Parameters of the ORGANIZER beyond CN.
+    organizer_params: Option<String>,
     kind: Option<ItemKind>,
     refs: BTreeMap<String, ExternalRef>,
     extensions: BTreeMap<String, Value>,
@@ -379,12 +397,22 @@ fn read_vevent(c: &Component, ctx: &mut ReadCtx<'_>) -> Result<Fields> {
                 f.created = Some(parse_utc(p)?);
                 f.other.push(p.to_line());
             }
-            "ATTENDEE" => f.attendees.push(parse_attendee(p)),
+            "ATTENDEE" => {
+                let a = parse_attendee(p);
+                if let Some(params) = extra_params(p, &["CN", "ROLE", "PARTSTAT"]) {
+                    f.attendee_params
+                        .insert(a.email.clone(), Value::String(params));
+                }
+                f.attendees.push(a);
+                f.people_lines.push(p.to_line());
+            }
             "ORGANIZER" => {
                 f.organizer = Some(Organizer {
                     email: email_of(p),
                     name: p.param("CN").map(str::to_owned),
                 });
+                f.organizer_params = extra_params(p, &["CN"]);
+                f.people_lines.push(p.to_line());
             }
             "X-FLEXTIME-KIND" => f.kind = Some(parse_kind(p)?),
             "X-FLEXTIME-REF" => {
@@ -466,16 +494,11 @@ fn build_item(
     overrides: &[&Component],
     ctx: &mut ReadCtx<'_>,
 ) -> Result<ScheduleItem> {
-    let (main, orphan) = match (master, overrides.first()) {
-        (Some(m), _) => (read_vevent(m, ctx)?, false),
-        (None, Some(o)) if overrides.len() == 1 => (read_vevent(o, ctx)?, true),
-        (None, Some(o)) => {
-            // Several overrides and no master: keep the first as the item.
-            return Err(error_at(
-                o.line,
-                "several VEVENTs with a RECURRENCE-ID and no master VEVENT for their UID",
-            ));
-        }
+    // Without a master, the first instance stands for the item (its
+    // RECURRENCE-ID is kept) and any further ones are its overrides.
+    let (main, orphan, overrides) = match (master, overrides.split_first()) {
+        (Some(m), _) => (read_vevent(m, ctx)?, false, overrides),
+        (None, Some((first, rest))) => (read_vevent(first, ctx)?, true, rest),
         (None, None) => return Err(Error::internal("build_item without VEVENT")),
     };
     let uid = main
@@ -497,6 +520,15 @@ fn build_item(
         (Some(lm), Some((ts, _))) if lm != *ts
     );
     let mut ics = main.extras(keep_dtstamp);
+    if !main.attendee_params.is_empty() {
+        ics.insert(
+            "attendee_params".into(),
+            Value::Object(main.attendee_params.clone()),
+        );
+    }
+    if let Some(params) = &main.organizer_params {
+        ics.insert("organizer_params".into(), Value::String(params.clone()));
+    }
     if orphan {
         if let Some((_, line)) = &main.rid {
             ics.insert("recurrence_id".into(), Value::String(line.clone()));
@@ -520,55 +552,52 @@ fn build_item(
     item.external_refs.clone_from(&main.refs);
     item.extensions.clone_from(&main.extensions);
 
-    if !orphan {
-        let mut extra_overrides = Map::new();
-        for o in overrides {
-            let f = read_vevent(o, ctx)?;
-            let Some((rid, _)) = f.rid else {
-                return Err(Error::internal("override without RECURRENCE-ID"));
-            };
-            let ov = override_from(&item, rid, &f)?;
-            item.recurrence.overrides.push(ov);
-            if inherits_everything(&item, &f) {
-                // Exactly what the writer produces for an override without
-                // kept data: nothing to keep.
-                continue;
-            }
-            let mut extras = f.extras(true);
-            if !f.attendees.is_empty() || f.organizer.is_some() || f.sequence.is_some() {
-                let mut props: Vec<Value> = Vec::new();
-                if let Some(seq) = f.sequence {
-                    props.push(json!(format!("SEQUENCE:{seq}")));
-                }
-                if let Some(org) = &f.organizer {
-                    props.push(json!(organizer_property(org).to_line()));
-                }
-                props.extend(
-                    f.attendees
-                        .iter()
-                        .map(|a| json!(attendee_property(a).to_line())),
-                );
-                if let Some(Value::Array(rest)) = extras.remove("properties") {
-                    props.extend(rest);
-                }
-                extras.insert("properties".into(), Value::Array(props));
-            }
-            if let Some(lm) = f.last_modified {
-                let line = format!("LAST-MODIFIED:{}", lm.format("%Y%m%dT%H%M%SZ"));
-                let props = extras
-                    .entry("properties")
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(a) = props {
-                    a.push(Value::String(line));
-                }
-            }
-            // Keep a marker even when empty, so the writer knows the
-            // override came from ICS and copies nothing from the master.
-            extra_overrides.insert(rid.to_string(), Value::Object(extras));
+    let mut extra_overrides = Map::new();
+    for o in overrides {
+        let f = read_vevent(o, ctx)?;
+        let Some((rid, _)) = f.rid else {
+            return Err(Error::internal("override without RECURRENCE-ID"));
+        };
+        let ov = override_from(&item, rid, &f)?;
+        item.recurrence.overrides.push(ov);
+        if inherits_everything(&item, &f) {
+            // Exactly what the writer produces for an override without
+            // kept data: nothing to keep.
+            continue;
         }
-        if !extra_overrides.is_empty() {
-            ics.insert("overrides".into(), Value::Object(extra_overrides));
+        // The writer gives an override the master's `updated_at` as
+        // DTSTAMP unless one is kept: keep only a different one.
+        let mut extras = f.extras(
+            f.dtstamp
+                .as_ref()
+                .is_some_and(|(t, _)| *t != item.updated_at),
+        );
+        if !f.people_lines.is_empty() || f.sequence.is_some() {
+            let mut props: Vec<Value> = Vec::new();
+            if let Some(seq) = f.sequence {
+                props.push(json!(format!("SEQUENCE:{seq}")));
+            }
+            props.extend(f.people_lines.iter().map(|l| json!(l)));
+            if let Some(Value::Array(rest)) = extras.remove("properties") {
+                props.extend(rest);
+            }
+            extras.insert("properties".into(), Value::Array(props));
         }
+        if let Some(lm) = f.last_modified {
+            let line = format!("LAST-MODIFIED:{}", lm.format("%Y%m%dT%H%M%SZ"));
+            let props = extras
+                .entry("properties")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(a) = props {
+                a.push(Value::String(line));
+            }
+        }
+        // Keep a marker even when empty, so the writer knows the
+        // override came from ICS and copies nothing from the master.
+        extra_overrides.insert(rid.to_string(), Value::Object(extras));
+    }
+    if !extra_overrides.is_empty() {
+        ics.insert("overrides".into(), Value::Object(extra_overrides));
     }
     if !ics.is_empty() {
         item.extensions
@@ -649,11 +678,12 @@ fn inherited_end(master: &ScheduleItem, start: &ItemTime) -> Option<ItemTime> {
 /// Groups VEVENTs by UID (in order of first appearance) into (master,
 /// overrides).
 pub(crate) fn group_by_uid(components: &[Component]) -> Vec<(Option<&Component>, Vec<&Component>)> {
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(Option<&Component>, Vec<&Component>)> = Vec::new();
     let mut no_uid = Vec::new();
     for c in components.iter().filter(|c| c.name == "VEVENT") {
-        let Some(uid) = c.property("UID").map(|p| p.value.as_str()) else {
+        // The same form as the item id: unescaped and trimmed.
+        let Some(uid) = c.property("UID").map(|p| p.text().trim().to_owned()) else {
             no_uid.push(c);
             continue;
         };
@@ -726,6 +756,48 @@ fn cal_address(email: &str) -> String {
     } else {
         format!("mailto:{email}")
     }
+}
+
+/// The parameters of `p` other than `mapped`, as `A=b;C=d` (`None` when
+/// there are none).
+fn extra_params(p: &Property, mapped: &[&str]) -> Option<String> {
+    let params: Vec<_> = p
+        .params
+        .iter()
+        .filter(|q| !mapped.contains(&q.name.as_str()))
+        .cloned()
+        .collect();
+    if params.is_empty() {
+        return None;
+    }
+    let line = Property {
+        name: "X".into(),
+        params,
+        value: String::new(),
+        line: 0,
+    }
+    .to_line();
+    line.strip_prefix("X;")
+        .and_then(|l| l.strip_suffix(':'))
+        .map(str::to_owned)
+}
+
+/// Adds kept parameters (`A=b;C=d`) to `p`, skipping names it already has.
+fn with_kept_params(mut p: Property, params: Option<&Value>) -> Property {
+    let Some(params) = params.and_then(Value::as_str) else {
+        return p;
+    };
+    if params.contains(['\r', '\n']) {
+        return p;
+    }
+    if let Ok(parsed) = Property::parse(&format!("X;{params}:")) {
+        for q in parsed.params {
+            if p.param(&q.name).is_none() {
+                p.params.push(q);
+            }
+        }
+    }
+    p
 }
 
 fn attendee_property(a: &Attendee) -> Property {
@@ -808,8 +880,8 @@ fn has_kept(extras: Option<&Value>, name: &str) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|a| {
             a.iter().filter_map(Value::as_str).any(|l| {
-                l.len() > name.len()
-                    && l[..name.len()].eq_ignore_ascii_case(name)
+                l.get(..name.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(name))
                     && l[name.len()..].starts_with([':', ';'])
             })
         })
@@ -865,9 +937,18 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
     props.push(Property::new("SEQUENCE", item.sequence.to_string()));
     props.push(utc_property("LAST-MODIFIED", item.updated_at));
     if let Some(o) = &item.organizer {
-        props.push(organizer_property(o));
+        props.push(with_kept_params(
+            organizer_property(o),
+            ics.and_then(|e| e.get("organizer_params")),
+        ));
     }
-    props.extend(item.attendees.iter().map(attendee_property));
+    let attendee_params = ics.and_then(|e| e.get("attendee_params"));
+    props.extend(item.attendees.iter().map(|a| {
+        with_kept_params(
+            attendee_property(a),
+            attendee_params.and_then(|m| m.get(&a.email)),
+        )
+    }));
     if item.kind != ItemKind::Event {
         let kind = serde_json::to_value(item.kind)
             .ok()
@@ -930,9 +1011,18 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
             // Not read from ICS: the instance carries the master's people.
             p.push(Property::new("SEQUENCE", item.sequence.to_string()));
             if let Some(o) = &item.organizer {
-                p.push(organizer_property(o));
+                p.push(with_kept_params(
+                    organizer_property(o),
+                    ics.and_then(|e| e.get("organizer_params")),
+                ));
             }
-            p.extend(item.attendees.iter().map(attendee_property));
+            let attendee_params = ics.and_then(|e| e.get("attendee_params"));
+            p.extend(item.attendees.iter().map(|a| {
+                with_kept_params(
+                    attendee_property(a),
+                    attendee_params.and_then(|m| m.get(&a.email)),
+                )
+            }));
         }
         push_kept(&mut c, extras);
         out.push(c);

@@ -7,7 +7,7 @@
 //! - [`write_calendar`] writes items back, with a VTIMEZONE per zone.
 //! - [`item_from_ics`] / [`item_to_ics`]: one calendar object resource
 //!   (CalDAV's unit: every VEVENT of one UID) <-> one item.
-//! - [`feed::Feed`]: import from a URL with ETag / Last-Modified caching.
+//! - [`feed::IcsFeed`]: import from a URL with ETag / Last-Modified caching.
 //!
 //! The [`mapping`] module documents which properties map to which fields
 //! and how everything else is kept (in `extensions["ics"]`) and written

@@ -261,6 +261,9 @@ fn is_name_char(c: char) -> bool {
 
 /// Parses one content line; `line` is used in errors.
 pub(crate) fn parse_content_line(input: &str, line: usize) -> Result<Property> {
+    if input.contains('\r') {
+        return Err(error_at(line, "a carriage return inside a line"));
+    }
     let name_end = input
         .find(|c: char| !is_name_char(c))
         .unwrap_or(input.len());

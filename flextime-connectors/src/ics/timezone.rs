@@ -14,10 +14,15 @@
 //!    (`(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna`);
 //! 4. the calendar's `VTIMEZONE` with that TZID, when it carries an
 //!    `X-LIC-LOCATION` (Lightning, Evolution) or a `TZID-ALIAS-OF`
-//!    naming a zone resolvable by 1-3.
+//!    naming a zone resolvable by 1-3;
+//! 5. otherwise, for a `VTIMEZONE` whose ongoing observances are yearly
+//!    `BYMONTH` + `BYDAY` rules or a fixed offset (Outlook's
+//!    `Customized Time Zone`, say), the first zone whose offsets and
+//!    transition rules in [`RULE_MATCH_YEAR`] are the same: the zones of
+//!    [`WINDOWS_ZONES`] first, in order, then every other chrono-tz zone.
 //!
-//! Anything else is an `InvalidInput` error naming the TZID. The rules
-//! inside a custom `VTIMEZONE` are not interpreted: chrono-tz's data is used.
+//! Anything else is an `InvalidInput` error naming the TZID. Once a zone is
+//! found, chrono-tz's data is used, not the rules inside the `VTIMEZONE`.
 //!
 //! When writing, [`vtimezone`] computes `STANDARD` / `DAYLIGHT` observances
 //! from chrono-tz's offsets for the years the events use: one observance
@@ -238,6 +243,8 @@ pub struct TzResolver {
     /// VTIMEZONE hints: TZID -> the zone names found in it
     /// (`X-LIC-LOCATION`, `TZID-ALIAS-OF`).
     hints: HashMap<String, Vec<String>>,
+    /// VTIMEZONE rule signatures, for step 5.
+    rules: HashMap<String, Signature>,
     cache: HashMap<String, Tz>,
 }
 
@@ -245,6 +252,7 @@ impl TzResolver {
     /// A resolver that knows the VTIMEZONEs among `components`.
     pub fn new<'a>(components: impl IntoIterator<Item = &'a Component>) -> Self {
         let mut hints = HashMap::new();
+        let mut rules = HashMap::new();
         for c in components {
             if c.name != "VTIMEZONE" {
                 continue;
@@ -258,10 +266,15 @@ impl TzResolver {
                 .filter(|p| p.name == "X-LIC-LOCATION" || p.name == "TZID-ALIAS-OF")
                 .map(Property::text)
                 .collect();
-            hints.insert(tzid.text().trim().to_owned(), names);
+            let tzid = tzid.text().trim().to_owned();
+            if let Some(sig) = vtimezone_signature(c) {
+                rules.insert(tzid.clone(), sig);
+            }
+            hints.insert(tzid, names);
         }
         Self {
             hints,
+            rules,
             cache: HashMap::new(),
         }
     }
@@ -271,14 +284,16 @@ impl TzResolver {
         if let Some(tz) = self.cache.get(tzid) {
             return Ok(*tz);
         }
-        let found = resolve_known(tzid).or_else(|| {
-            self.hints
-                .get(tzid.trim())
-                .and_then(|names| names.iter().find_map(|n| resolve_known(n)))
-        });
+        let found = resolve_known(tzid)
+            .or_else(|| {
+                self.hints
+                    .get(tzid.trim())
+                    .and_then(|names| names.iter().find_map(|n| resolve_known(n)))
+            })
+            .or_else(|| self.rules.get(tzid.trim()).and_then(zone_with_signature));
         let Some(tz) = found else {
             let why = if self.hints.contains_key(tzid.trim()) {
-                "its VTIMEZONE has no X-LIC-LOCATION naming a known zone"
+                "its VTIMEZONE has no X-LIC-LOCATION naming a known zone and its rules match no zone"
             } else {
                 "and the calendar has no VTIMEZONE for it"
             };
@@ -292,6 +307,124 @@ impl TzResolver {
         self.cache.insert(tzid.to_owned(), tz);
         Ok(tz)
     }
+}
+
+/// The year whose transitions [`TzResolver`] compares with a VTIMEZONE's
+/// rules (step 5 of the module documentation).
+pub const RULE_MATCH_YEAR: i32 = 2025;
+
+/// A zone's yearly behaviour: per transition (sorted) whether it starts
+/// daylight time, the offset it changes to, the month and the `BYDAY`;
+/// a single `(false, offset, 0, "")` for a zone without transitions.
+type Signature = Vec<(bool, i32, u32, String)>;
+
+fn parse_offset(s: &str) -> Option<i32> {
+    let s = s.trim();
+    let (sign, digits) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    if !(digits.len() == 4 || digits.len() == 6) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| digits.get(r).and_then(|d| d.parse::<i32>().ok());
+    let secs = n(0..2)? * 3600 + n(2..4)? * 60 + if digits.len() == 6 { n(4..6)? } else { 0 };
+    Some(sign * secs)
+}
+
+/// The signature of a VTIMEZONE's ongoing observances (those whose RRULE
+/// has no UNTIL); `None` when they are not plain yearly BYMONTH/BYDAY rules.
+fn vtimezone_signature(vtz: &Component) -> Option<Signature> {
+    let mut ongoing = Vec::new();
+    let mut fixed = Vec::new();
+    for obs in &vtz.components {
+        let dst = match obs.name.as_str() {
+            "DAYLIGHT" => true,
+            "STANDARD" => false,
+            _ => continue,
+        };
+        let to = parse_offset(&obs.property("TZOFFSETTO")?.value)?;
+        let start = obs
+            .property("DTSTART")
+            .map(|p| p.value.clone())
+            .unwrap_or_default();
+        let Some(rrule) = obs.property("RRULE") else {
+            fixed.push((start, dst, to));
+            continue;
+        };
+        let mut month = None;
+        let mut byday = None;
+        let mut yearly = false;
+        let mut ended = false;
+        for part in rrule.value.split(';') {
+            let (k, v) = part.split_once('=')?;
+            match k.to_ascii_uppercase().as_str() {
+                "FREQ" => yearly = v.eq_ignore_ascii_case("YEARLY"),
+                "BYMONTH" => month = v.parse::<u32>().ok(),
+                "BYDAY" => byday = Some(v.trim_start_matches('+').to_ascii_uppercase()),
+                "UNTIL" | "COUNT" => ended = true,
+                "WKST" => {}
+                "INTERVAL" if v == "1" => {}
+                _ => return None,
+            }
+        }
+        match (yearly, ended, month, byday) {
+            (true, true, ..) => {} // historical
+            (true, false, Some(m), Some(d)) => ongoing.push((dst, to, m, d)),
+            _ => return None,
+        }
+    }
+    if ongoing.is_empty() {
+        // A fixed offset: the latest observance without a rule.
+        fixed.sort();
+        let (_, _, to) = fixed.last()?;
+        return Some(vec![(false, *to, 0, String::new())]);
+    }
+    ongoing.sort();
+    Some(ongoing)
+}
+
+fn zone_signature(tz: Tz) -> Signature {
+    let transitions = transitions_in_year(tz, RULE_MATCH_YEAR);
+    if transitions.is_empty() {
+        let at = NaiveDate::from_ymd_opt(RULE_MATCH_YEAR, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(DateTime::<Utc>::UNIX_EPOCH, |d| d.and_utc());
+        return vec![(false, offset_at(tz, at).0, 0, String::new())];
+    }
+    let mut sig: Signature = transitions
+        .iter()
+        .map(|t| {
+            let (month, byday, _, _, to, dst) = rule_key(t);
+            (dst, to, month, byday)
+        })
+        .collect();
+    sig.sort();
+    sig
+}
+
+/// Every candidate zone's signature, computed once per process: the
+/// [`WINDOWS_ZONES`] zones first, then all of chrono-tz.
+fn candidate_signatures() -> &'static [(Tz, Signature)] {
+    static ALL: std::sync::OnceLock<Vec<(Tz, Signature)>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut seen = std::collections::HashSet::new();
+        WINDOWS_ZONES
+            .iter()
+            .filter_map(|(_, iana)| iana.parse::<Tz>().ok())
+            .chain(chrono_tz::TZ_VARIANTS.iter().copied())
+            .filter(|tz| seen.insert(tz.name()))
+            .map(|tz| (tz, zone_signature(tz)))
+            .collect()
+    })
+}
+
+fn zone_with_signature(sig: &Signature) -> Option<Tz> {
+    candidate_signatures()
+        .iter()
+        .find(|(_, s)| s == sig)
+        .map(|(tz, _)| *tz)
 }
 
 /// One UTC offset change of a zone.
@@ -420,12 +553,17 @@ fn observance(t: &Transition, name: &str, rrule: Option<String>) -> Component {
     c
 }
 
+/// The most years [`vtimezone`] computes transitions for.
+pub const MAX_VTIMEZONE_YEARS: i32 = 50;
+
 /// A VTIMEZONE for `tz` valid for the years `first..=last` (the observance
 /// in force on 1 January of `first` included), computed from chrono-tz.
 /// UTC needs none; callers write `Z` times for it.
 pub fn vtimezone(tz: Tz, first: i32, last: i32) -> Component {
     let first = first.clamp(1, 9999);
-    let last = last.clamp(first, 9999);
+    // At most MAX_VTIMEZONE_YEARS years of transitions are computed; the
+    // yearly rules found (or the last observance) carry on after them.
+    let last = last.clamp(first, (first + MAX_VTIMEZONE_YEARS).min(9999));
     let mut vtz = Component::new("VTIMEZONE");
     vtz.properties.push(Property::new("TZID", tz.name()));
     // The year before `first` gives the observance in force at its start.
@@ -519,6 +657,40 @@ mod tests {
         let err = r.resolve("Nowhere", 7).unwrap_err();
         assert!(err.message().contains("line 7"), "{err}");
         assert!(err.message().contains("Nowhere"), "{err}");
+    }
+
+    #[test]
+    fn custom_vtimezones_match_by_rules() {
+        let parse = |text: &str| {
+            crate::ics::parser::parse_components(text)
+                .unwrap()
+                .remove(0)
+        };
+        // Outlook's "Customized Time Zone" with Central European rules.
+        let cet = parse(
+            "BEGIN:VTIMEZONE\nTZID:Customized Time Zone\nBEGIN:STANDARD\nDTSTART:16010101T030000\nTZOFFSETFROM:+0200\nTZOFFSETTO:+0100\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\nEND:STANDARD\nBEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0200\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\nEND:DAYLIGHT\nEND:VTIMEZONE\n",
+        );
+        let us = parse(
+            "BEGIN:VTIMEZONE\nTZID:Customized Time Zone 1\nBEGIN:STANDARD\nDTSTART:16010101T020000\nTZOFFSETFROM:-0400\nTZOFFSETTO:-0500\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11\nEND:STANDARD\nBEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:-0500\nTZOFFSETTO:-0400\nRRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3\nEND:DAYLIGHT\nEND:VTIMEZONE\n",
+        );
+        let india = parse(
+            "BEGIN:VTIMEZONE\nTZID:My Zone\nBEGIN:STANDARD\nDTSTART:16010101T000000\nTZOFFSETFROM:+0530\nTZOFFSETTO:+0530\nEND:STANDARD\nEND:VTIMEZONE\n",
+        );
+        let nowhere = parse(
+            "BEGIN:VTIMEZONE\nTZID:Odd\nBEGIN:STANDARD\nDTSTART:16010101T000000\nTZOFFSETFROM:+0317\nTZOFFSETTO:+0317\nEND:STANDARD\nEND:VTIMEZONE\n",
+        );
+        let mut r = TzResolver::new([&cet, &us, &india, &nowhere]);
+        assert_eq!(
+            r.resolve("Customized Time Zone", 1).unwrap(),
+            chrono_tz::Europe::Berlin
+        );
+        assert_eq!(
+            r.resolve("Customized Time Zone 1", 1).unwrap(),
+            chrono_tz::America::New_York
+        );
+        assert_eq!(r.resolve("My Zone", 1).unwrap(), chrono_tz::Asia::Kolkata);
+        let err = r.resolve("Odd", 9).unwrap_err();
+        assert!(err.message().contains("rules match no zone"), "{err}");
     }
 
     #[test]

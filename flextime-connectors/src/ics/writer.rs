@@ -28,9 +28,17 @@ pub fn write_component(out: &mut String, c: &Component) {
     out.push_str("\r\n");
 }
 
-/// Appends one property, folded at 75 octets, CRLF-terminated.
+/// Appends one property, folded at 75 octets, CRLF-terminated. A line
+/// break inside a value that is not TEXT-escaped (a calendar address taken
+/// from an unvalidated item, say) is written as a space, so the output is
+/// always well-formed.
 pub fn write_property(out: &mut String, p: &Property) {
-    push_folded(out, &p.to_line());
+    let line = p.to_line();
+    if line.contains(['\r', '\n']) {
+        push_folded(out, &line.replace(['\r', '\n'], " "));
+    } else {
+        push_folded(out, &line);
+    }
 }
 
 /// A VCALENDAR (VERSION 2.0, GREGORIAN) holding `items`: one VTIMEZONE per

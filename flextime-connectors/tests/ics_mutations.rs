@@ -1,0 +1,68 @@
+//! Every fixture, cut short and with characters replaced at many places:
+//! parsing never panics, errors are typed, and every event that still maps
+//! survives write -> parse unchanged.
+
+mod ics_support;
+
+use flextime_connectors::ics::{parse_calendar, write_calendar};
+use flextime_core::ErrorKind;
+
+const FIXTURES: &[&str] = &[
+    "rfc5545_3_6_1_vevent.ics",
+    "rfc5545_3_6_5_vtimezone.ics",
+    "rfc5545_3_8_5_3_rrule.ics",
+    "rfc5545_recurrence_id.ics",
+    "rfc5545_4_examples.ics",
+    "google_export.ics",
+    "outlook_export.ics",
+    "apple_export.ics",
+];
+
+const REPLACEMENTS: &[&str] = &[
+    ":", ";", "\"", "\r\n", " ", "é", "\\", ",", "=", "^", "Z", "9",
+];
+
+fn check(text: &str, mapped: &mut usize, rejected: &mut usize) {
+    let cal = match parse_calendar(text) {
+        Ok(cal) => cal,
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            *rejected += 1;
+            return;
+        }
+    };
+    let (items, errors) = cal.events_lossy();
+    for e in &errors {
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    }
+    *rejected += errors.len();
+    *mapped += items.len();
+    if items.is_empty() {
+        return;
+    }
+    let written = write_calendar(&items);
+    let again = parse_calendar(&written)
+        .unwrap_or_else(|e| panic!("our own output does not parse: {e}\n{written}"))
+        .events()
+        .unwrap_or_else(|e| panic!("our own output does not map: {e}\n{written}"));
+    assert_eq!(again, items, "round trip changed a mutated input:\n{text}");
+}
+
+#[test]
+fn mutated_fixtures_never_panic_and_what_maps_round_trips() {
+    let (mut mapped, mut rejected) = (0, 0);
+    for name in FIXTURES {
+        let text = ics_support::fixture(name);
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).step_by(3).collect();
+        for (n, &i) in boundaries.iter().enumerate() {
+            check(&text[..i], &mut mapped, &mut rejected);
+            let next = text[i..].chars().next().map_or(i, |c| i + c.len_utf8());
+            let with = REPLACEMENTS[n % REPLACEMENTS.len()];
+            let mutated = format!("{}{with}{}", &text[..i], &text[next..]);
+            check(&mutated, &mut mapped, &mut rejected);
+        }
+    }
+    // Both outcomes happen a lot: the mutations are not all harmless.
+    assert!(mapped > 1000, "mapped {mapped}");
+    assert!(rejected > 500, "rejected {rejected}");
+}
