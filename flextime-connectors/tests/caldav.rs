@@ -18,8 +18,8 @@ use axum::routing::any;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use flextime_connectors::caldav::CalDavConnector;
 use flextime_connectors::calendar::{
-    BusyPeriod, CalendarProvider, CalendarSink, CalendarSource, EventChange, EventSync,
-    FULL_RESYNC_METADATA, RemoteEvent,
+    BusyPeriod, CalendarProvider, CalendarSink, CalendarSource, ETAG_METADATA, EventChange,
+    EventSync, FULL_RESYNC_METADATA, RemoteEvent,
 };
 use flextime_connectors::http::{Auth, HttpClient, default_retry_policy};
 use flextime_connectors::ics;
@@ -596,7 +596,7 @@ async fn calendar_source_resumes_from_its_checkpoint() {
 }
 
 #[tokio::test]
-async fn calendar_sink_creates_then_updates() {
+async fn calendar_sink_creates_updates_and_deletes() {
     with_calendar("caldav_sink", |caldav, calendar| async move {
         let sink = CalendarSink::new(caldav.clone(), calendar.clone());
         let item = event("sink-1", "Created by the sink", 22, 9);
@@ -653,6 +653,28 @@ async fn calendar_sink_creates_then_updates() {
         );
         let stored = caldav.get_event(&calendar, &id).await.unwrap().unwrap();
         assert_eq!(stored.item.title, "Updated by the sink");
+
+        // a delete addressed by href, with the etag it must match
+        let delete = |etag: &str| {
+            Change::delete(ChangeKey::new("caldav", calendar.clone(), id.clone()))
+                .with_metadata(ETAG_METADATA, etag)
+        };
+        let results = sink.apply(&[delete(&etag)]).await.unwrap();
+        assert!(
+            matches!(results[0].outcome, ApplyOutcome::Conflict { .. }),
+            "{:?}",
+            results[0].outcome
+        );
+        let results = sink
+            .apply(&[delete(stored.etag.as_deref().unwrap())])
+            .await
+            .unwrap();
+        assert!(
+            matches!(results[0].outcome, ApplyOutcome::Applied { .. }),
+            "{:?}",
+            results[0].outcome
+        );
+        assert!(caldav.get_event(&calendar, &id).await.unwrap().is_none());
     })
     .await;
 }
