@@ -55,6 +55,11 @@ pub struct RemoteEvent {
     /// The event as a schedule item, with recurrence and overrides. Its
     /// `external_refs[provider name]` holds `id` and `etag`.
     pub item: ScheduleItem,
+    /// Who wrote this version, when the provider keeps an origin marker
+    /// (Google `extendedProperties.private`): lets a sync pipeline drop the
+    /// echo of its own writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// One change read from a provider.
@@ -194,6 +199,9 @@ impl<P: CalendarProvider + ?Sized> CalendarSource<P> {
                     Change::upsert(key(event.id), data).with_changed_at(event.item.updated_at);
                 if let Some(etag) = event.etag {
                     change = change.with_version(Version::Etag(etag));
+                }
+                if let Some(origin) = event.origin {
+                    change = change.with_origin(origin);
                 }
                 change
             }

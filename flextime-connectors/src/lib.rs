@@ -12,6 +12,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod calendar;
+#[cfg(feature = "google-calendar")]
+pub mod google_calendar;
 pub mod http;
 
 use flextime_core::{HealthReport, Result};
