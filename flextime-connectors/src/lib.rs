@@ -15,6 +15,8 @@ pub mod calendar;
 #[cfg(feature = "google-calendar")]
 pub mod google_calendar;
 pub mod http;
+#[cfg(feature = "microsoft-graph")]
+pub mod microsoft_graph;
 
 use flextime_core::{HealthReport, Result};
 

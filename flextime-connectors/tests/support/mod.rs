@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod google_peer;
+pub mod graph_peer;
 
 use axum::Router;
 
