@@ -288,23 +288,7 @@ impl<P: CalendarProvider + ?Sized> CalendarSink<P> {
                     .map(|()| None)
             }
         };
-        match written {
-            Ok(etag) => Ok(ApplyOutcome::Applied {
-                version: etag.map(Version::Etag),
-            }),
-            Err(e) if e.kind() == flextime_core::ErrorKind::Conflict => {
-                Ok(ApplyOutcome::Conflict {
-                    current: None,
-                    reason: e.to_string(),
-                })
-            }
-            Err(e) if e.kind() == flextime_core::ErrorKind::InvalidInput => {
-                Ok(ApplyOutcome::Rejected {
-                    reason: e.to_string(),
-                })
-            }
-            Err(e) => Err(e),
-        }
+        crate::write_outcome(written)
     }
 }
 
