@@ -11,6 +11,7 @@
 //!   `google-calendar`, `microsoft-graph`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod analytics;
 pub mod calendar;
 #[cfg(feature = "google-calendar")]
 pub mod google_calendar;
