@@ -174,9 +174,11 @@ impl AnalyticsBackend for Mixpanel {
                         (id, reason)
                     })
                     .collect();
+                // Never more than were sent, whatever the answer says.
                 let accepted = answer
                     .num_records_imported
-                    .unwrap_or(events.len().saturating_sub(rejected.len()));
+                    .unwrap_or(events.len().saturating_sub(rejected.len()))
+                    .min(events.len());
                 Ok(BatchResult { accepted, rejected })
             }
         }
