@@ -58,7 +58,8 @@
 //! those of `ORGANIZER` beyond `CN` in `"organizer_params"`, and added back
 //! when writing.
 //!
-//! Not kept: parameters of the other mapped properties (such as
+//! Not kept: `X-FLEXTIME-*`, `RRULE`, `RDATE` and `EXDATE` on an override
+//! VEVENT; parameters of the other mapped properties (such as
 //! `SUMMARY;LANGUAGE=de`), `RECURRENCE-ID;RANGE`, and
 //! `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
 
@@ -619,9 +620,8 @@ fn inherits_everything(master: &ScheduleItem, f: &Fields) -> bool {
         && f.sequence.is_none_or(|s| s == master.sequence)
         && stamp_ok(f.dtstamp.as_ref().map(|(t, _)| *t))
         && stamp_ok(f.last_modified)
-        && f.kind.is_none()
-        && f.refs.is_empty()
-        && f.extensions.is_empty()
+    // X-FLEXTIME-* and RRULE / RDATE / EXDATE on an override VEVENT have
+    // no place in an Override and are ignored.
 }
 
 /// An override, with fields equal to what the master implies left out.
