@@ -16,6 +16,7 @@ const FIXTURES: &[&str] = &[
     "google_export.ics",
     "outlook_export.ics",
     "apple_export.ics",
+    "outlook_customized_tz.ics",
 ];
 
 const REPLACEMENTS: &[&str] = &[

@@ -324,3 +324,30 @@ impl ExdateCount for flextime_core::ScheduleItem {
         self.recurrence.exdate.len()
     }
 }
+
+#[test]
+fn exchange_invite_with_a_customized_time_zone() {
+    let ics = fixture("outlook_customized_tz.ics");
+    let (items, written) = round_trip(&ics);
+    let invite = &items[0];
+    // "Customized Time Zone" has no location hint: its rules (last Sunday
+    // of March / October, +01:00 / +02:00) are Central European time.
+    assert_eq!(invite.start.tz(), Some(chrono_tz::Europe::Berlin));
+    assert_eq!(
+        invite.start.to_utc(),
+        Utc.with_ymd_and_hms(2025, 6, 2, 12, 0, 0).unwrap()
+    );
+    assert_eq!(
+        invite.end,
+        ItemTime::zoned(local(2025, 6, 2, 15, 30), chrono_tz::Europe::Berlin)
+    );
+    assert_eq!(invite.description.as_deref(), Some("Quarterly planning\n"));
+    assert_eq!(invite.attendees[0].name.as_deref(), Some("Bo Berg"));
+    assert_eq!(
+        invite.extensions["ics"]["attendee_params"]["bo@example.com"],
+        "RSVP=TRUE"
+    );
+    assert!(kept(invite).contains(&"X-MICROSOFT-CDO-OWNERAPPTID:2118312345".to_owned()));
+    assert!(written.contains("TZID:Europe/Berlin\r\n"));
+    assert!(!written.contains("Customized Time Zone"));
+}
