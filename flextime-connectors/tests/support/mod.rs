@@ -3,6 +3,7 @@
 
 pub mod google_peer;
 pub mod graph_peer;
+pub mod scripted;
 
 use axum::Router;
 
