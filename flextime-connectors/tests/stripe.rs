@@ -95,7 +95,7 @@ async fn every_operation_passes_prism_validation_of_the_stripe_document() {
     let shim = prism_form::serve(&url, doc, &["line_items"]).await.unwrap();
     let (observer, seen) = support::prism_recorder();
     let stripe = Stripe::builder("sk_test_prism")
-        .base_url(&shim)
+        .base_url(&shim.url)
         .http(|h| h.observe(observer).retry(RetryPolicy::none()))
         .build()
         .unwrap();
@@ -238,7 +238,7 @@ async fn the_pass_through_reports_line_items_that_break_the_document() {
                 &line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=25.5\
                 &line_items%5B0%5D%5Bprice_data%5D%5Bflavour%5D=x";
     let resp = reqwest::Client::new()
-        .post(format!("{shim}/v1/checkout/sessions"))
+        .post(format!("{}/v1/checkout/sessions", shim.url))
         .bearer_auth("sk_test_prism")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)

@@ -18,7 +18,7 @@
 //! own findings are, so a test that reads that header sees both.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -47,16 +47,43 @@ struct Shim {
     document: Value,
     arrays: Vec<String>,
     client: reqwest::Client,
+    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+}
+
+/// A running pass-through: its URL and what went through it.
+#[derive(Clone)]
+pub struct PassThrough {
+    /// The base URL to point a client at instead of Prism's.
+    pub url: String,
+    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+}
+
+impl PassThrough {
+    /// Every request so far (`METHOD /path`) with the violations found, by
+    /// Prism (its `sl-violations` header, or its problem document) or by the
+    /// pass-through.
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Starts the proxy in front of `prism_url`, checking the parameters named
-/// in `arrays` against `document` itself. Returns its base URL.
-pub async fn serve(prism_url: &str, document: Value, arrays: &[&str]) -> std::io::Result<String> {
+/// in `arrays` against `document` itself (none: a plain recording proxy).
+pub async fn serve(
+    prism_url: &str,
+    document: Value,
+    arrays: &[&str],
+) -> std::io::Result<PassThrough> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
     let shim = Arc::new(Shim {
         prism: prism_url.trim_end_matches('/').to_owned(),
         document,
         arrays: arrays.iter().map(|a| (*a).to_owned()).collect(),
         client: reqwest::Client::new(),
+        seen: seen.clone(),
     });
     let router = axum::Router::new().fallback(forward).with_state(shim);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -64,7 +91,10 @@ pub async fn serve(prism_url: &str, document: Value, arrays: &[&str]) -> std::io
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    Ok(format!("http://{addr}"))
+    Ok(PassThrough {
+        url: format!("http://{addr}"),
+        seen,
+    })
 }
 
 async fn forward(
@@ -106,6 +136,7 @@ async fn forward(
         shim.prism,
         uri.path_and_query().map_or("/", |p| p.as_str())
     );
+    let line = format!("{method} {}", uri.path());
     let mut request = shim.client.request(method, target).body(forwarded);
     for (name, value) in &headers {
         if !matches!(name.as_str(), "host" | "content-length") {
@@ -142,6 +173,19 @@ async fn forward(
             out_headers.insert("sl-violations", v);
         }
     }
+    let problem = out_headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/problem+json"));
+    let violations = match out_headers.get("sl-violations") {
+        Some(v) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        None if problem => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        None => None,
+    };
+    shim.seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((line, violations));
     (status, out_headers, bytes).into_response()
 }
 
