@@ -48,10 +48,24 @@ async fn send_sms_sends_once_per_dedup_key_through_prism() {
     let (code, lines, stderr) = run(
         env!("CARGO_BIN_EXE_send_sms"),
         &[
-            "--base-url", &pass.url, "--account-sid", ACCOUNT, "--auth-token", "token",
-            "--from", "+14155550000", "--to", "+14155552671", "--body", "Your booking is confirmed",
-            "--status-callback", "https://hooks.example.com/twilio/status",
-            "--dedup-key", "booking-42/confirmation", "--repeat", "2",
+            "--base-url",
+            &pass.url,
+            "--account-sid",
+            ACCOUNT,
+            "--auth-token",
+            "token",
+            "--from",
+            "+14155550000",
+            "--to",
+            "+14155552671",
+            "--body",
+            "Your booking is confirmed",
+            "--status-callback",
+            "https://hooks.example.com/twilio/status",
+            "--dedup-key",
+            "booking-42/confirmation",
+            "--repeat",
+            "2",
         ],
     )
     .await;
@@ -64,16 +78,27 @@ async fn send_sms_sends_once_per_dedup_key_through_prism() {
     assert_eq!(lines[0]["sid"], lines[1]["sid"]);
     assert_clean(
         &pass,
-        &[&format!("POST /2010-04-01/Accounts/{ACCOUNT}/Messages.json")],
+        &[&format!(
+            "POST /2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+        )],
     );
 
     // Straight at Prism too, as a user would point it.
     let (code, lines, stderr) = run(
         env!("CARGO_BIN_EXE_send_sms"),
         &[
-            "--base-url", &prism, "--account-sid", ACCOUNT, "--auth-token", "token",
-            "--messaging-service-sid", "MGcccccccccccccccccccccccccccccccc",
-            "--to", "+14155552671", "--body", "Reminder",
+            "--base-url",
+            &prism,
+            "--account-sid",
+            ACCOUNT,
+            "--auth-token",
+            "token",
+            "--messaging-service-sid",
+            "MGcccccccccccccccccccccccccccccccc",
+            "--to",
+            "+14155552671",
+            "--body",
+            "Reminder",
         ],
     )
     .await;
@@ -86,8 +111,18 @@ async fn send_sms_refuses_a_number_that_is_not_e164() {
     let (code, lines, stderr) = run(
         env!("CARGO_BIN_EXE_send_sms"),
         &[
-            "--base-url", "http://127.0.0.1:9", "--account-sid", ACCOUNT, "--auth-token", "t",
-            "--from", "+14155550000", "--to", "4155552671", "--body", "x",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--account-sid",
+            ACCOUNT,
+            "--auth-token",
+            "t",
+            "--from",
+            "+14155550000",
+            "--to",
+            "4155552671",
+            "--body",
+            "x",
         ],
     )
     .await;
@@ -95,7 +130,10 @@ async fn send_sms_refuses_a_number_that_is_not_e164() {
     assert!(lines.is_empty());
     let error: Value = serde_json::from_str(stderr.trim()).unwrap();
     assert_eq!(error["kind"], "invalid_input");
-    assert!(error["message"].as_str().unwrap().contains("E.164"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("E.164"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -105,19 +143,34 @@ async fn stripe_checkout_creates_a_deposit_session_through_prism() {
     else {
         return;
     };
-    let document = match prism_form::load_document("prism/stripe-spec3.2023-09-12.prism-slim.json") {
+    let document = match prism_form::load_document("prism/stripe-spec3.2023-09-12.prism-slim.json")
+    {
         Ok(doc) => doc,
         Err(e) => panic!("the Stripe document is needed with its Prism: {e}"),
     };
-    let pass = prism_form::serve(&prism, document, &["line_items"]).await.unwrap();
+    let pass = prism_form::serve(&prism, document, &["line_items"])
+        .await
+        .unwrap();
     let (code, lines, stderr) = run(
         env!("CARGO_BIN_EXE_stripe_checkout"),
         &[
-            "--base-url", &pass.url, "--secret-key", "sk_test_example", "--booking-id", "b-42",
-            "--amount", "2500", "--currency", "EUR",
-            "--success-url", "https://flextime.example/b-42/paid",
-            "--cancel-url", "https://flextime.example/b-42",
-            "--customer-email", "ada@example.com", "--manual-capture",
+            "--base-url",
+            &pass.url,
+            "--secret-key",
+            "sk_test_example",
+            "--booking-id",
+            "b-42",
+            "--amount",
+            "2500",
+            "--currency",
+            "EUR",
+            "--success-url",
+            "https://flextime.example/b-42/paid",
+            "--cancel-url",
+            "https://flextime.example/b-42",
+            "--customer-email",
+            "ada@example.com",
+            "--manual-capture",
         ],
     )
     .await;
@@ -141,10 +194,20 @@ async fn stripe_checkout_creates_a_deposit_session_through_prism() {
     let (_, again, _) = run(
         env!("CARGO_BIN_EXE_stripe_checkout"),
         &[
-            "--base-url", &pass.url, "--secret-key", "sk_test_example", "--booking-id", "b-42",
-            "--amount", "2500", "--currency", "eur",
-            "--success-url", "https://flextime.example/b-42/paid",
-            "--cancel-url", "https://flextime.example/b-42",
+            "--base-url",
+            &pass.url,
+            "--secret-key",
+            "sk_test_example",
+            "--booking-id",
+            "b-42",
+            "--amount",
+            "2500",
+            "--currency",
+            "eur",
+            "--success-url",
+            "https://flextime.example/b-42/paid",
+            "--cancel-url",
+            "https://flextime.example/b-42",
         ],
     )
     .await;
@@ -157,9 +220,20 @@ async fn stripe_checkout_refuses_bad_amounts_and_currencies() {
         let (code, lines, stderr) = run(
             env!("CARGO_BIN_EXE_stripe_checkout"),
             &[
-                "--base-url", "http://127.0.0.1:9", "--secret-key", "sk_test_x",
-                "--booking-id", "b-1", "--amount", amount, "--currency", currency,
-                "--success-url", "https://x.test/ok", "--cancel-url", "https://x.test/no",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--secret-key",
+                "sk_test_x",
+                "--booking-id",
+                "b-1",
+                "--amount",
+                amount,
+                "--currency",
+                currency,
+                "--success-url",
+                "https://x.test/ok",
+                "--cancel-url",
+                "https://x.test/no",
             ],
         )
         .await;

@@ -109,7 +109,10 @@ async fn every_operation_passes_prism_validation_of_the_stripe_document() {
     };
     customer.metadata.insert("plan".into(), "team".into());
     stripe.create_customer(&customer).await.unwrap();
-    stripe.retrieve_customer("cus_Oaxlz8kB0PJWGa").await.unwrap();
+    stripe
+        .retrieve_customer("cus_Oaxlz8kB0PJWGa")
+        .await
+        .unwrap();
 
     let mut intent = NewPaymentIntent::new("b-1", eur(2500));
     intent.customer = Some("cus_Oaxlz8kB0PJWGa".into());
@@ -161,7 +164,10 @@ async fn every_operation_passes_prism_validation_of_the_stripe_document() {
     stripe.create_deposit_checkout(&checkout).await.unwrap();
     let mut with_customer = deposit("b-2");
     with_customer.customer = Some("cus_Oaxlz8kB0PJWGa".into());
-    stripe.create_deposit_checkout(&with_customer).await.unwrap();
+    stripe
+        .create_deposit_checkout(&with_customer)
+        .await
+        .unwrap();
 
     stripe
         .refund(&NewRefund {
@@ -247,13 +253,22 @@ async fn the_pass_through_reports_line_items_that_break_the_document() {
         .unwrap();
     let violations = resp.headers()["sl-violations"].to_str().unwrap().to_owned();
     assert!(violations.contains("is not an integer"), "{violations}");
-    assert!(violations.contains("not a declared property"), "{violations}");
+    assert!(
+        violations.contains("not a declared property"),
+        "{violations}"
+    );
 }
 
 #[tokio::test]
 async fn posts_carry_bearer_auth_the_pinned_version_and_a_derived_idempotency_key() {
-    let (peer, base) =
-        scripted::start(vec![], Some(Answer::json(200, intent_json("pi_1", "requires_payment_method")))).await;
+    let (peer, base) = scripted::start(
+        vec![],
+        Some(Answer::json(
+            200,
+            intent_json("pi_1", "requires_payment_method"),
+        )),
+    )
+    .await;
     let intent = NewPaymentIntent::new("b-1", eur(2500));
     let first = stripe(&base).create_payment_intent(&intent).await.unwrap();
     assert_eq!(first.status, PaymentIntentStatus::RequiresPaymentMethod);
@@ -272,7 +287,10 @@ async fn posts_carry_bearer_auth_the_pinned_version_and_a_derived_idempotency_ke
         .unwrap();
     stripe(&base).retrieve_customer("cus_1").await.ok();
     let seen = peer.seen();
-    assert_eq!(seen[0].header("authorization"), Some("Bearer sk_test_s3cret"));
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer sk_test_s3cret")
+    );
     assert_eq!(seen[0].header("stripe-version"), Some(API_VERSION));
     let key = idempotency_key("b-1", Operation::CreatePaymentIntent, "");
     assert_eq!(seen[0].header("idempotency-key"), Some(key.as_str()));
@@ -298,7 +316,10 @@ async fn invalid_input_is_refused_before_any_request() {
     bad_url.cancel_url = "/relative".into();
     let err = stripe.create_deposit_checkout(&bad_url).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    let err = stripe.retrieve_customer("cus_1/../../v1/charges").await.unwrap_err();
+    let err = stripe
+        .retrieve_customer("cus_1/../../v1/charges")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let err = stripe
         .cancel_payment_intent("pi_1", &CancelPayment::default())
@@ -321,7 +342,10 @@ async fn a_refused_key_is_unauthorized() {
     .await;
     let err = stripe(&base).check().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
-    assert!(err.to_string().contains("Invalid API Key provided"), "{err}");
+    assert!(
+        err.to_string().contains("Invalid API Key provided"),
+        "{err}"
+    );
     assert!(!err.to_string().contains(KEY), "{err}");
 }
 
@@ -378,16 +402,24 @@ async fn a_500_then_success_is_retried_with_the_same_idempotency_key() {
     assert_eq!(keys, vec![Some(expected.as_str()), Some(expected.as_str())]);
     assert_eq!(seen[0].body, seen[1].body);
     assert_eq!(
-        seen[0].field("line_items[0][price_data][unit_amount]").as_deref(),
+        seen[0]
+            .field("line_items[0][price_data][unit_amount]")
+            .as_deref(),
         Some("2500")
     );
 }
 
 #[tokio::test]
 async fn a_malformed_body_is_a_typed_error() {
-    let (_peer, base) =
-        scripted::start(vec![Answer::raw(200, "application/json", "{\"id\": \"pi_1\", \"amount\": ")], None)
-            .await;
+    let (_peer, base) = scripted::start(
+        vec![Answer::raw(
+            200,
+            "application/json",
+            "{\"id\": \"pi_1\", \"amount\": ",
+        )],
+        None,
+    )
+    .await;
     let err = stripe(&base)
         .create_payment_intent(&NewPaymentIntent::new("b-4", eur(100)))
         .await
@@ -421,7 +453,10 @@ async fn stripes_error_object_is_surfaced() {
         payment_method: Some("pm_card_chargeDeclinedInsufficientFunds".into()),
         return_url: None,
     };
-    let err = stripe.confirm_payment_intent("pi_5", &confirm).await.unwrap_err();
+    let err = stripe
+        .confirm_payment_intent("pi_5", &confirm)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
     let text = err.to_string();
     for needle in [
@@ -455,7 +490,9 @@ fn fixture_event(fixtures: &Value, resource: &str, event_type: &str) -> Vec<u8> 
 
 #[test]
 fn webhook_events_from_stripes_fixtures_are_typed() {
-    let Some(fixtures) = document(FIXTURES) else { return };
+    let Some(fixtures) = document(FIXTURES) else {
+        return;
+    };
     let parse = |resource: &str, event_type: &str| {
         StripeEvent::from_json(&fixture_event(&fixtures, resource, event_type)).unwrap()
     };
@@ -471,7 +508,10 @@ fn webhook_events_from_stripes_fixtures_are_typed() {
     assert_eq!(succeeded.object.booking_id(), Some("b-9"));
 
     let failed = parse("payment_intent", "payment_intent.payment_failed");
-    assert!(matches!(failed.object, EventObject::PaymentIntentPaymentFailed(_)));
+    assert!(matches!(
+        failed.object,
+        EventObject::PaymentIntentPaymentFailed(_)
+    ));
     assert_eq!(failed.object.event_type(), "payment_intent.payment_failed");
 
     let completed = parse("checkout.session", "checkout.session.completed");
@@ -481,7 +521,10 @@ fn webhook_events_from_stripes_fixtures_are_typed() {
     assert!(cs.id.starts_with("cs_"), "{cs:?}");
     assert_eq!(completed.object.booking_id(), Some("b-9"));
     let expired = parse("checkout.session", "checkout.session.expired");
-    assert!(matches!(expired.object, EventObject::CheckoutSessionExpired(_)));
+    assert!(matches!(
+        expired.object,
+        EventObject::CheckoutSessionExpired(_)
+    ));
 
     let refunded = parse("charge", "charge.refunded");
     let EventObject::ChargeRefunded(charge) = &refunded.object else {
@@ -523,9 +566,12 @@ fn signed_events_are_verified_first() {
     use flextime_webhooks::verify::{Stripe as StripeVerifier, Tolerance, WebhookRequest};
     use http::{HeaderMap, HeaderValue, Method, Uri};
 
-    let Some(fixtures) = document(FIXTURES) else { return };
+    let Some(fixtures) = document(FIXTURES) else {
+        return;
+    };
     let body = fixture_event(&fixtures, "payment_intent", "payment_intent.succeeded");
-    let verifier = StripeVerifier::new([Secret::new("whsec_test_secret")], Tolerance::DEFAULT).unwrap();
+    let verifier =
+        StripeVerifier::new([Secret::new("whsec_test_secret")], Tolerance::DEFAULT).unwrap();
     let now = 1_700_000_000;
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -540,7 +586,10 @@ fn signed_events_are_verified_first() {
         body: &body,
     };
     let event = StripeEvent::verify(&verifier, &request, now).unwrap();
-    assert!(matches!(event.object, EventObject::PaymentIntentSucceeded(_)));
+    assert!(matches!(
+        event.object,
+        EventObject::PaymentIntentSucceeded(_)
+    ));
 
     let err = StripeEvent::verify(&verifier, &request, now + 3600).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);

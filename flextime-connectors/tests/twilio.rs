@@ -97,7 +97,11 @@ async fn every_request_passes_prism_validation_of_the_twilio_document() {
 
     let seen = seen.lock().unwrap();
     let messages = format!("POST /2010-04-01/Accounts/{ACCOUNT}/Messages.json");
-    assert_eq!(seen.iter().filter(|(r, _)| *r == messages).count(), 4, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|(r, _)| *r == messages).count(),
+        4,
+        "{seen:?}"
+    );
     assert_eq!(seen.len(), 5, "{seen:?}");
     let bad: Vec<_> = seen.iter().filter(|(_, v)| v.is_some()).collect();
     assert!(bad.is_empty(), "Prism reported violations: {bad:?}");
@@ -121,12 +125,18 @@ async fn a_message_is_form_encoded_with_basic_auth_and_the_account_in_the_path()
         .await
         .unwrap();
     let seen = peer.seen();
-    assert_eq!(seen[0].path, format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json"));
+    assert_eq!(
+        seen[0].path,
+        format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json")
+    );
     assert_eq!(
         seen[0].header("content-type"),
         Some("application/x-www-form-urlencoded")
     );
-    assert_eq!(seen[0].header("authorization").unwrap(), basic(ACCOUNT, TOKEN));
+    assert_eq!(
+        seen[0].header("authorization").unwrap(),
+        basic(ACCOUNT, TOKEN)
+    );
     assert_eq!(
         seen[0].form(),
         vec![
@@ -144,9 +154,18 @@ async fn a_message_is_form_encoded_with_basic_auth_and_the_account_in_the_path()
         "To=%2B14155552671&From=%2B14155550000&Body=Your+booking+is+confirmed\
          &StatusCallback=https%3A%2F%2Fhooks.example.com%2Fs%3Fb%3D1"
     );
-    assert_eq!(seen[1].path, format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json"));
-    assert_eq!(seen[1].header("authorization").unwrap(), basic(API_KEY, "key-secret"));
-    assert_eq!(seen[1].field("MessagingServiceSid").as_deref(), Some(SERVICE));
+    assert_eq!(
+        seen[1].path,
+        format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json")
+    );
+    assert_eq!(
+        seen[1].header("authorization").unwrap(),
+        basic(API_KEY, "key-secret")
+    );
+    assert_eq!(
+        seen[1].field("MessagingServiceSid").as_deref(),
+        Some(SERVICE)
+    );
     assert_eq!(seen[1].field("From"), None);
 }
 
@@ -169,7 +188,10 @@ async fn invalid_input_is_refused_before_any_request() {
         (ACCOUNT, TwilioCredentials::api_key("SK1", "s")),
         (ACCOUNT, TwilioCredentials::auth_token("")),
     ] {
-        let err = Twilio::builder(sid, creds).base_url(&base).build().unwrap_err();
+        let err = Twilio::builder(sid, creds)
+            .base_url(&base)
+            .build()
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(!err.to_string().contains(TOKEN));
     }
@@ -187,7 +209,10 @@ async fn a_refused_credential_is_unauthorized() {
     .await;
     let err = twilio(&base).send(&message()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
-    assert!(err.to_string().contains("Authenticate (code 20003)"), "{err}");
+    assert!(
+        err.to_string().contains("Authenticate (code 20003)"),
+        "{err}"
+    );
     assert!(!err.to_string().contains(TOKEN), "{err}");
     assert_eq!(peer.seen().len(), 1);
 }
@@ -215,7 +240,10 @@ async fn a_429_with_retry_after_is_retried_to_success() {
 async fn a_500_is_not_retried_because_twilio_takes_no_idempotency_key() {
     let (peer, base) = scripted::start(
         vec![
-            Answer::json(500, json!({"code": 20500, "message": "Internal Server Error", "status": 500})),
+            Answer::json(
+                500,
+                json!({"code": 20500, "message": "Internal Server Error", "status": 500}),
+            ),
             created("SM1"),
         ],
         None,
@@ -228,8 +256,11 @@ async fn a_500_is_not_retried_because_twilio_takes_no_idempotency_key() {
 
 #[tokio::test]
 async fn a_malformed_body_is_a_typed_error() {
-    let (_peer, base) =
-        scripted::start(vec![Answer::raw(201, "application/json", "{\"sid\": ")], None).await;
+    let (_peer, base) = scripted::start(
+        vec![Answer::raw(201, "application/json", "{\"sid\": ")],
+        None,
+    )
+    .await;
     let err = twilio(&base).send(&message()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
     assert!(err.to_string().contains("malformed response body"), "{err}");
@@ -256,12 +287,21 @@ async fn twilios_error_object_is_surfaced() {
 async fn a_failed_keyed_send_can_be_retried_and_a_sent_one_is_not_repeated() {
     let (peer, base) = scripted::start(
         vec![
-            Answer::json(429, json!({"code": 20429, "message": "Too Many Requests", "status": 429}))
-                .header("retry-after", "0"),
-            Answer::json(429, json!({"code": 20429, "message": "Too Many Requests", "status": 429}))
-                .header("retry-after", "0"),
-            Answer::json(429, json!({"code": 20429, "message": "Too Many Requests", "status": 429}))
-                .header("retry-after", "0"),
+            Answer::json(
+                429,
+                json!({"code": 20429, "message": "Too Many Requests", "status": 429}),
+            )
+            .header("retry-after", "0"),
+            Answer::json(
+                429,
+                json!({"code": 20429, "message": "Too Many Requests", "status": 429}),
+            )
+            .header("retry-after", "0"),
+            Answer::json(
+                429,
+                json!({"code": 20429, "message": "Too Many Requests", "status": 429}),
+            )
+            .header("retry-after", "0"),
             created("SM7"),
         ],
         None,
@@ -317,7 +357,10 @@ mod callbacks {
         let params = params();
         let signature = verifier.sign(PUBLIC_URL, &params);
         let mut headers = HeaderMap::new();
-        headers.insert("x-twilio-signature", HeaderValue::from_str(&signature).unwrap());
+        headers.insert(
+            "x-twilio-signature",
+            HeaderValue::from_str(&signature).unwrap(),
+        );
         let body = body(&params);
         let uri: Uri = "/twilio/status".parse().unwrap();
         let request = WebhookRequest {

@@ -42,12 +42,15 @@ pub fn load_document(relative: &str) -> Result<Value, String> {
     serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// `METHOD /path` of each request with the violations found, if any.
+type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 struct Shim {
     prism: String,
     document: Value,
     arrays: Vec<String>,
     client: reqwest::Client,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Log,
 }
 
 /// A running pass-through: its URL and what went through it.
@@ -55,7 +58,7 @@ struct Shim {
 pub struct PassThrough {
     /// The base URL to point a client at instead of Prism's.
     pub url: String,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Log,
 }
 
 impl PassThrough {
@@ -77,7 +80,7 @@ pub async fn serve(
     document: Value,
     arrays: &[&str],
 ) -> std::io::Result<PassThrough> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen: Log = Arc::new(Mutex::new(Vec::new()));
     let shim = Arc::new(Shim {
         prism: prism_url.trim_end_matches('/').to_owned(),
         document,
@@ -115,9 +118,10 @@ async fn forward(
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         let (checked, kept): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| {
-            shim.arrays
-                .iter()
-                .any(|a| k.strip_prefix(a.as_str()).is_some_and(|r| r.starts_with('[')))
+            shim.arrays.iter().any(|a| {
+                k.strip_prefix(a.as_str())
+                    .is_some_and(|r| r.starts_with('['))
+            })
         });
         if !checked.is_empty() {
             match body_schema(&shim.document, &method, uri.path()) {
@@ -264,9 +268,7 @@ fn check_path(schema: &Value, segments: &[&str], value: &str) -> Result<(), Stri
         _ => {
             if let Some(p) = schema.get("properties").and_then(|p| p.get(*first)) {
                 p
-            } else if let Some(extra) = schema
-                .get("additionalProperties")
-                .filter(|a| a.is_object())
+            } else if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object())
             {
                 extra
             } else {
@@ -311,17 +313,17 @@ mod tests {
 
     fn schema() -> Value {
         json!({"type": "object", "properties": {"line_items": {"type": "array", "items": {
-            "type": "object", "properties": {
-                "quantity": {"type": "integer"},
-                "price_data": {"type": "object", "properties": {
-                    "currency": {"type": "string"},
-                    "tax_behavior": {"type": "string", "enum": ["exclusive", "inclusive"]},
-                    "product_data": {"type": "object", "properties": {
-                        "name": {"type": "string", "maxLength": 5},
-                        "metadata": {"type": "object", "additionalProperties": {"type": "string"}}
-                    }}
+        "type": "object", "properties": {
+            "quantity": {"type": "integer"},
+            "price_data": {"type": "object", "properties": {
+                "currency": {"type": "string"},
+                "tax_behavior": {"type": "string", "enum": ["exclusive", "inclusive"]},
+                "product_data": {"type": "object", "properties": {
+                    "name": {"type": "string", "maxLength": 5},
+                    "metadata": {"type": "object", "additionalProperties": {"type": "string"}}
                 }}
-            }}}}})
+            }}
+        }}}}})
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -337,7 +339,10 @@ mod tests {
             ("line_items[0][price_data][currency]", "eur"),
             ("line_items[1][price_data][tax_behavior]", "inclusive"),
             ("line_items[0][price_data][product_data][name]", "Dep"),
-            ("line_items[0][price_data][product_data][metadata][any]", "x"),
+            (
+                "line_items[0][price_data][product_data][metadata][any]",
+                "x",
+            ),
         ]);
         assert!(check_pairs(&schema(), &ok).is_empty());
     }

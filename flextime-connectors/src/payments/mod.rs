@@ -18,6 +18,7 @@ pub mod stripe;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 
 use flextime_core::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -216,7 +217,12 @@ pub fn idempotency_key(booking_id: &str, operation: Operation, target: &str) -> 
         hash.update(part.as_bytes());
     }
     let digest = hash.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = digest[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        });
     format!("flextime-{}-{hex}", operation.as_str())
 }
 
@@ -234,8 +240,8 @@ fn validate_booking_id(booking_id: &str) -> Result<()> {
 /// Checks a provider object id used in a URL path: 1 to 255 ASCII letters,
 /// digits and underscores (`cus_...`, `pi_...`).
 pub fn validate_id(field: &str, id: &str) -> Result<()> {
-    let ok = (1..=255).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let ok =
+        (1..=255).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -269,8 +275,9 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
 }
 
 fn validate_url(field: &str, url: &str) -> Result<()> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| Error::invalid_input(format!("payments: {field} {url:?} is not a URL: {e}")))?;
+    let parsed = url::Url::parse(url).map_err(|e| {
+        Error::invalid_input(format!("payments: {field} {url:?} is not a URL: {e}"))
+    })?;
     if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() {
         Ok(())
     } else {
@@ -831,8 +838,7 @@ pub trait PaymentGateway: Send + Sync {
     ) -> Result<PaymentIntent>;
 
     /// Creates a hosted checkout page for a booking's deposit.
-    async fn create_deposit_checkout(&self, checkout: &DepositCheckout)
-    -> Result<CheckoutSession>;
+    async fn create_deposit_checkout(&self, checkout: &DepositCheckout) -> Result<CheckoutSession>;
 
     /// Refunds (part of) a payment.
     async fn refund(&self, refund: &NewRefund) -> Result<Refund>;
@@ -874,11 +880,20 @@ mod tests {
     #[test]
     fn idempotency_keys_are_deterministic_and_distinct() {
         let a = idempotency_key("b-1", Operation::CreatePaymentIntent, "");
-        assert_eq!(a, idempotency_key("b-1", Operation::CreatePaymentIntent, ""));
+        assert_eq!(
+            a,
+            idempotency_key("b-1", Operation::CreatePaymentIntent, "")
+        );
         assert!(a.starts_with("flextime-payment_intent.create-"), "{a}");
         assert_eq!(a.len(), "flextime-payment_intent.create-".len() + 32);
-        assert_ne!(a, idempotency_key("b-2", Operation::CreatePaymentIntent, ""));
-        assert_ne!(a, idempotency_key("b-1", Operation::CreateCheckoutSession, ""));
+        assert_ne!(
+            a,
+            idempotency_key("b-2", Operation::CreatePaymentIntent, "")
+        );
+        assert_ne!(
+            a,
+            idempotency_key("b-1", Operation::CreateCheckoutSession, "")
+        );
         assert_ne!(
             idempotency_key("b-1", Operation::CapturePaymentIntent, "pi_1"),
             idempotency_key("b-1", Operation::CapturePaymentIntent, "pi_2")
@@ -897,19 +912,39 @@ mod tests {
         assert!(ok.validate().is_ok());
         let mut bad = ok.clone();
         bad.success_url = "javascript:alert(1)".into();
-        assert!(bad.validate().unwrap_err().to_string().contains("success_url"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("success_url")
+        );
         let mut bad = ok.clone();
         bad.booking_id = " ".into();
-        assert!(bad.validate().unwrap_err().to_string().contains("booking_id"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("booking_id")
+        );
         let mut bad = ok.clone();
         bad.metadata.insert("a[b]".into(), "x".into());
-        assert!(bad.validate().unwrap_err().to_string().contains("metadata key"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("metadata key")
+        );
         let mut bad = ok;
         bad.customer = Some("cus_1/../../v1/charges".into());
         assert!(bad.validate().unwrap_err().to_string().contains("customer"));
         let mut pi = NewPaymentIntent::new("b-1", eur);
         pi.receipt_email = Some("not-an-email".into());
-        assert!(pi.validate().unwrap_err().to_string().contains("receipt_email"));
+        assert!(
+            pi.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("receipt_email")
+        );
         let refund = NewRefund {
             booking_id: "b-1".into(),
             payment_intent: "pi_1".into(),
@@ -917,6 +952,12 @@ mod tests {
             reason: None,
             metadata: BTreeMap::new(),
         };
-        assert!(refund.validate().unwrap_err().to_string().contains("amount"));
+        assert!(
+            refund
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("amount")
+        );
     }
 }

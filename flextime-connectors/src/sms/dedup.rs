@@ -281,7 +281,10 @@ mod tests {
         let store = MemoryDedupStore::with_clock(Arc::new(clock.clone()));
         store.claim("k", TTL).await.unwrap();
         store.complete("k", "{}", TTL).await.unwrap();
-        assert!(matches!(store.claim("k", TTL).await.unwrap(), Claim::Done(_)));
+        assert!(matches!(
+            store.claim("k", TTL).await.unwrap(),
+            Claim::Done(_)
+        ));
         clock.advance(TTL + Duration::from_secs(1));
         assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::Claimed);
     }

@@ -362,7 +362,10 @@ mod tests {
                 ok.clone().with_status_callback("ftp://example.com/x"),
                 "status_callback",
             ),
-            (ok.clone().with_status_callback("not a url"), "status_callback"),
+            (
+                ok.clone().with_status_callback("not a url"),
+                "status_callback",
+            ),
             (ok.clone().with_dedup_key(""), "dedup_key"),
         ];
         for (message, needle) in cases {
@@ -370,11 +373,8 @@ mod tests {
             assert_eq!(err.kind(), flextime_core::ErrorKind::InvalidInput);
             assert!(err.to_string().contains(needle), "{needle}: {err}");
         }
-        let service = SmsMessage::via_service(
-            "+14155552671",
-            "MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            "hi",
-        );
+        let service =
+            SmsMessage::via_service("+14155552671", "MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "hi");
         assert!(service.validate().is_ok());
     }
 

@@ -20,6 +20,7 @@ pub struct Answer {
 
 impl Answer {
     /// A JSON answer.
+    #[allow(clippy::needless_pass_by_value)] // `json!(..)` at every call site
     pub fn json(status: u16, body: serde_json::Value) -> Self {
         Self {
             status,
@@ -68,7 +69,10 @@ impl Seen {
 
     /// The first value of a form field.
     pub fn field(&self, name: &str) -> Option<String> {
-        self.form().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 }
 

@@ -74,7 +74,9 @@ impl EventObject {
             Self::PaymentIntentSucceeded(pi) | Self::PaymentIntentPaymentFailed(pi) => {
                 pi.booking_id()
             }
-            Self::CheckoutSessionCompleted(cs) | Self::CheckoutSessionExpired(cs) => cs.booking_id(),
+            Self::CheckoutSessionCompleted(cs) | Self::CheckoutSessionExpired(cs) => {
+                cs.booking_id()
+            }
             Self::ChargeRefunded(ch) => ch.metadata.get("booking_id").map(String::as_str),
             Self::Unknown { object, .. } => object.pointer("/metadata/booking_id")?.as_str(),
         }

@@ -194,11 +194,16 @@ mod tests {
     fn hashes_nest_with_brackets() {
         let p = Param::map().with(
             "metadata",
-            Param::map().with("booking_id", "b-42").with("room", "Salle 1"),
+            Param::map()
+                .with("booking_id", "b-42")
+                .with("room", "Salle 1"),
         );
         assert_eq!(
             pairs(&p),
-            kv(&[("metadata[booking_id]", "b-42"), ("metadata[room]", "Salle 1")])
+            kv(&[
+                ("metadata[booking_id]", "b-42"),
+                ("metadata[room]", "Salle 1")
+            ])
         );
         assert_eq!(
             to_body(&pairs(&p)),
@@ -265,7 +270,10 @@ mod tests {
     #[test]
     fn values_are_percent_encoded_and_empty_containers_send_nothing() {
         let p = Param::map()
-            .with("success_url", "https://x.test/ok?b=1&s={CHECKOUT_SESSION_ID}")
+            .with(
+                "success_url",
+                "https://x.test/ok?b=1&s={CHECKOUT_SESSION_ID}",
+            )
             .with("metadata", Param::map())
             .with("expand", Param::List(vec![]))
             .with("description", "Caf\u{e9} & co");
@@ -295,9 +303,6 @@ mod tests {
         m.insert("z".to_owned(), "1".to_owned());
         m.insert("a".to_owned(), "2".to_owned());
         let p = Param::map().with("metadata", Param::strings(&m));
-        assert_eq!(
-            pairs(&p),
-            kv(&[("metadata[a]", "2"), ("metadata[z]", "1")])
-        );
+        assert_eq!(pairs(&p), kv(&[("metadata[a]", "2"), ("metadata[z]", "1")]));
     }
 }

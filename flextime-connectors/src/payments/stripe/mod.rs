@@ -164,7 +164,10 @@ impl Stripe {
         }
         p.push_opt("payment_method", intent.payment_method.as_ref());
         p.push_opt("receipt_email", intent.receipt_email.as_ref());
-        p.push("metadata", booking_metadata(&intent.booking_id, &intent.metadata));
+        p.push(
+            "metadata",
+            booking_metadata(&intent.booking_id, &intent.metadata),
+        );
         Ok(p)
     }
 
@@ -221,7 +224,10 @@ impl Stripe {
         let mut p = Param::map().with("payment_intent", &refund.payment_intent);
         p.push_opt("amount", refund.amount);
         p.push_opt("reason", refund.reason.map(super::RefundReason::as_str));
-        p.push("metadata", booking_metadata(&refund.booking_id, &refund.metadata));
+        p.push(
+            "metadata",
+            booking_metadata(&refund.booking_id, &refund.metadata),
+        );
         Ok(p)
     }
 }
@@ -340,10 +346,7 @@ impl PaymentGateway for Stripe {
         .await
     }
 
-    async fn create_deposit_checkout(
-        &self,
-        checkout: &DepositCheckout,
-    ) -> Result<CheckoutSession> {
+    async fn create_deposit_checkout(&self, checkout: &DepositCheckout) -> Result<CheckoutSession> {
         let params = Self::checkout_params(checkout)?;
         self.post(
             "v1/checkout/sessions",
@@ -431,7 +434,11 @@ mod tests {
             ]
         );
         assert!(has(&pairs, "mode", "payment"));
-        assert!(has(&pairs, "line_items[0][price_data][unit_amount]", "2500"));
+        assert!(has(
+            &pairs,
+            "line_items[0][price_data][unit_amount]",
+            "2500"
+        ));
         assert!(has(&pairs, "line_items[0][price_data][currency]", "eur"));
         assert!(has(
             &pairs,

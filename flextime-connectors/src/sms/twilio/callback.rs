@@ -51,19 +51,21 @@ impl StatusCallback {
         }
         let mut params: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in form_urlencoded::parse(body) {
-            params.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            params
+                .entry(k.into_owned())
+                .or_insert_with(|| v.into_owned());
         }
         let mut take = |name: &str| params.remove(name).filter(|v| !v.is_empty());
         let message_sid = take("MessageSid");
         let legacy_sid = take("SmsSid");
         let status = take("MessageStatus");
         let legacy_status = take("SmsStatus");
-        let message_sid = message_sid.or(legacy_sid).ok_or_else(|| {
-            Error::invalid_input("twilio callback: MessageSid is missing")
-        })?;
-        let status = status.or(legacy_status).ok_or_else(|| {
-            Error::invalid_input("twilio callback: MessageStatus is missing")
-        })?;
+        let message_sid = message_sid
+            .or(legacy_sid)
+            .ok_or_else(|| Error::invalid_input("twilio callback: MessageSid is missing"))?;
+        let status = status
+            .or(legacy_status)
+            .ok_or_else(|| Error::invalid_input("twilio callback: MessageStatus is missing"))?;
         let error_code = match take("ErrorCode") {
             None => None,
             Some(code) => Some(code.parse::<u32>().map_err(|_| {
@@ -125,7 +127,10 @@ mod tests {
         assert_eq!(cb.from.as_deref(), Some("+14155550000"));
         assert_eq!(cb.raw_dlr_done_date.as_deref(), Some("2405061200"));
         assert_eq!(cb.error_code, None);
-        assert_eq!(cb.other.get("ChannelPrefix").map(String::as_str), Some("sms"));
+        assert_eq!(
+            cb.other.get("ChannelPrefix").map(String::as_str),
+            Some("sms")
+        );
     }
 
     #[test]
@@ -142,11 +147,17 @@ mod tests {
     #[test]
     fn legacy_names_are_accepted_and_bad_bodies_are_typed_errors() {
         let cb = StatusCallback::parse_form(b"SmsSid=SM3&SmsStatus=sent").unwrap();
-        assert_eq!((cb.message_sid.as_str(), cb.status), ("SM3", SmsStatus::Sent));
+        assert_eq!(
+            (cb.message_sid.as_str(), cb.status),
+            ("SM3", SmsStatus::Sent)
+        );
         for (body, needle) in [
             (&b"MessageStatus=sent"[..], "MessageSid"),
             (b"MessageSid=SM1", "MessageStatus"),
-            (b"MessageSid=SM1&MessageStatus=failed&ErrorCode=abc", "ErrorCode"),
+            (
+                b"MessageSid=SM1&MessageStatus=failed&ErrorCode=abc",
+                "ErrorCode",
+            ),
             (b"\xff\xfe", "MessageSid"),
         ] {
             let err = StatusCallback::parse_form(body).unwrap_err();

@@ -14,7 +14,7 @@
 //!   number is not a valid phone number. (code 21211)`.
 //! - Status callbacks: [`StatusCallback`] parses the form Twilio posts to the
 //!   `StatusCallback` URL; with the `webhooks` feature,
-//!   [`StatusCallback::verify`] checks `X-Twilio-Signature` first.
+//!   `StatusCallback::verify` checks `X-Twilio-Signature` first.
 //!
 //! The base URL defaults to `https://api.twilio.com`; point it at a proxy or a
 //! test peer with [`TwilioBuilder::base_url`].
@@ -184,7 +184,10 @@ struct MessageResource {
 
 impl Twilio {
     /// A builder for account `account_sid` (`AC...`).
-    pub fn builder(account_sid: impl Into<String>, credentials: TwilioCredentials) -> TwilioBuilder {
+    pub fn builder(
+        account_sid: impl Into<String>,
+        credentials: TwilioCredentials,
+    ) -> TwilioBuilder {
         TwilioBuilder {
             account_sid: account_sid.into(),
             credentials,
