@@ -210,6 +210,9 @@ impl Operation {
 /// otherwise): `flextime-<operation>-<32 hex digits of SHA-256>`. The same
 /// inputs always give the same key, so a retry after a crash is recognised
 /// by the provider; a different booking, operation or target gives another.
+/// Stripe refuses a key reused with different parameters (a 400
+/// `idempotency_error`): a second, different payment for the same booking
+/// needs a distinct booking id (`b-42/2`).
 pub fn idempotency_key(booking_id: &str, operation: Operation, target: &str) -> String {
     let mut hash = Sha256::new();
     for part in [booking_id, operation.as_str(), target] {
@@ -488,7 +491,8 @@ pub struct DepositCheckout {
     pub payment_method_types: Vec<String>,
     /// When the money moves (`Manual` holds the deposit).
     pub capture_method: CaptureMethod,
-    /// When the session expires (Unix seconds; 30 minutes to 24 hours ahead).
+    /// When the session expires (Unix seconds; Stripe accepts 30 minutes to
+    /// 24 hours ahead and checks it).
     pub expires_at: Option<i64>,
     /// More metadata.
     pub metadata: BTreeMap<String, String>,
