@@ -9,6 +9,10 @@
 //!   Basic auth and request tracing with secrets redacted.
 //! - Calendar connectors behind cargo features: `ics` (default), `caldav`,
 //!   `google-calendar`, `microsoft-graph`.
+//! - [`sms::SmsSender`] with local de-duplication, and Twilio behind the
+//!   `twilio` feature; [`payments::PaymentGateway`], and Stripe behind the
+//!   `stripe` feature. The `webhooks` feature verifies Twilio status
+//!   callbacks and Stripe events with flextime-webhooks' verifiers.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod analytics;
@@ -22,6 +26,8 @@ pub mod ics;
 pub mod microsoft_graph;
 #[cfg(feature = "notion")]
 pub mod notion;
+pub mod payments;
+pub mod sms;
 
 use flextime_core::{HealthReport, Result};
 

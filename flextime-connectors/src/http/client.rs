@@ -724,27 +724,51 @@ fn status_error(
 
 /// The peer's own error message, from the usual JSON shapes (`message`,
 /// `error.message`, `error_description`, `detail`, `errors[0].message`), or
-/// the start of the body.
+/// the start of the body. The machine-readable fields next to the message
+/// are kept too: Stripe's `error.type`, `error.code`, `error.decline_code`
+/// and `error.param`, Twilio's top-level `code` (`(code 21211)`).
 fn peer_message(body: &[u8]) -> String {
     if body.is_empty() {
         return String::new();
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         let candidates = [
-            value.pointer("/error/message"),
-            value.pointer("/message"),
-            value.pointer("/error_description"),
-            value.pointer("/detail"),
-            value.pointer("/errors/0/message"),
-            value.pointer("/error"),
+            ("/error", value.pointer("/error/message")),
+            ("", value.pointer("/message")),
+            ("", value.pointer("/error_description")),
+            ("", value.pointer("/detail")),
+            ("", value.pointer("/errors/0/message")),
+            ("", value.pointer("/error")),
         ];
-        for candidate in candidates.into_iter().flatten() {
-            if let Some(s) = candidate.as_str() {
-                return excerpt(s, 500);
+        for (parent, candidate) in candidates {
+            if let Some(s) = candidate.and_then(serde_json::Value::as_str) {
+                let details = peer_error_details(&value, parent);
+                let message = excerpt(s, 500);
+                return if details.is_empty() {
+                    message
+                } else {
+                    format!("{message} ({details})")
+                };
             }
         }
     }
     excerpt(&String::from_utf8_lossy(body), 300)
+}
+
+/// `type X, code Y, param Z` from the object at `parent` that holds the
+/// message (text or integer members only, each cut short).
+fn peer_error_details(value: &serde_json::Value, parent: &str) -> String {
+    let mut details = Vec::new();
+    for field in ["type", "code", "decline_code", "param"] {
+        let member = value.pointer(&format!("{parent}/{field}"));
+        let text = match member {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => excerpt(s, 80),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        details.push(format!("{} {text}", field.replace('_', " ")));
+    }
+    details.join(", ")
 }
 
 /// A response: status, headers and the whole body.

@@ -4,6 +4,7 @@
 pub mod google_peer;
 pub mod graph_peer;
 pub mod notion_peer;
+pub mod scripted;
 
 use axum::Router;
 
