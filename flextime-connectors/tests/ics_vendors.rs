@@ -184,6 +184,11 @@ fn outlook_export_with_windows_zones() {
     );
     assert_eq!(budget.title, "Budget review");
     assert_eq!(
+        budget.extensions["ics"]["params"]["SUMMARY"],
+        "LANGUAGE=en-us"
+    );
+    assert!(written.contains("SUMMARY;LANGUAGE=en-us:Budget review\r\n"));
+    assert_eq!(
         budget.description.as_deref(),
         Some("Agenda:\n1. Budget\n2. Hiring\n\n")
     );
