@@ -83,12 +83,21 @@ impl AnalyticsBackend for PostHog {
 
     async fn send(&self, events: &[AnalyticsEvent]) -> Result<BatchResult> {
         // Events carry a uuid PostHog de-duplicates on: a retry is harmless.
-        self.http
+        let answer: Value = self
+            .http
             .post("batch/")
             .idempotent(true)
             .json(&self.body(events))
-            .send()
+            .send_json()
             .await?;
+        if answer
+            .get("status")
+            .is_some_and(|s| s != &json!(1) && s != &json!("Ok"))
+        {
+            return Err(flextime_core::Error::permanent(format!(
+                "PostHog did not accept the batch: {answer}"
+            )));
+        }
         Ok(BatchResult {
             accepted: events.len(),
             rejected: Vec::new(),
