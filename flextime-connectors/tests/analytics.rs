@@ -5,6 +5,12 @@
 
 mod support;
 
+use support::scripted::{self, Answer};
+
+fn text(status: u16, body: &str) -> Answer {
+    Answer::raw(status, "text/plain", body)
+}
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -256,55 +262,14 @@ async fn posthog_batches_carry_uuids_and_flush_on_shutdown() {
     assert!(err.to_string().contains("Project API key invalid"), "{err}");
 }
 
-/// A peer answering from a script: (status, Retry-After, body) per request,
-/// then the vendor's success answer; it records every body.
-#[derive(Clone, Default)]
-struct Scripted {
-    script: Arc<Mutex<Vec<(u16, Option<&'static str>, &'static str)>>>,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    success: &'static str,
-}
-
-async fn scripted(State(s): State<Scripted>, Json(body): Json<Value>) -> Response {
-    s.bodies.lock().unwrap().push(body);
-    let next = {
-        let mut script = s.script.lock().unwrap();
-        (!script.is_empty()).then(|| script.remove(0))
-    };
-    let (status, retry_after, text) = next.unwrap_or((200, None, s.success));
-    let mut resp = (StatusCode::from_u16(status).unwrap(), text.to_owned()).into_response();
-    if let Some(after) = retry_after {
-        resp.headers_mut()
-            .insert("retry-after", after.parse().unwrap());
-    }
-    resp
-}
-
-async fn scripted_peer(
-    path: &str,
-    success: &'static str,
-    script: Vec<(u16, Option<&'static str>, &'static str)>,
-) -> (Scripted, String) {
-    let state = Scripted {
-        script: Arc::new(Mutex::new(script)),
-        success,
-        ..Scripted::default()
-    };
-    let base = support::serve(
-        Router::new()
-            .route(path, post(scripted))
-            .with_state(state.clone()),
-    )
-    .await;
-    (state, base)
-}
-
 #[tokio::test]
 async fn mixpanel_track_retries_5xx_and_429_and_types_bad_answers() {
-    let (peer, base) = scripted_peer(
-        "/track",
-        "1",
-        vec![(503, None, "Service Unavailable"), (429, Some("1"), "")],
+    let (peer, base) = scripted::start(
+        vec![
+            text(503, "Service Unavailable"),
+            text(429, "").header("retry-after", "1"),
+        ],
+        Some(text(200, "1")),
     )
     .await;
     let mp = Mixpanel::new(&base, MixpanelMode::Track { token: "t".into() }, |h| {
@@ -315,13 +280,17 @@ async fn mixpanel_track_retries_5xx_and_429_and_types_bad_answers() {
     })
     .unwrap();
     assert_eq!(mp.send(&events(2)).await.unwrap().accepted, 2);
-    let bodies = peer.bodies.lock().unwrap().clone();
+    let bodies: Vec<Vec<u8>> = peer.seen().iter().map(|r| r.body.to_vec()).collect();
     assert_eq!(bodies.len(), 3);
     assert!(
         bodies.windows(2).all(|w| w[0] == w[1]),
         "every retry resends the same events with the same $insert_id"
     );
-    let (_, base) = scripted_peer("/track", "<html>maintenance</html>", vec![]).await;
+    let (_, base) = scripted::start(
+        vec![],
+        Some(Answer::raw(200, "text/html", "<html>maintenance</html>")),
+    )
+    .await;
     let mp = Mixpanel::new(&base, MixpanelMode::Track { token: "t".into() }, |h| {
         h.retry(retries())
     })
@@ -329,7 +298,7 @@ async fn mixpanel_track_retries_5xx_and_429_and_types_bad_answers() {
     let err = mp.send(&events(1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permanent);
     assert!(err.to_string().contains("malformed response body"), "{err}");
-    let (_, base) = scripted_peer("/track", "0", vec![]).await;
+    let (_, base) = scripted::start(vec![], Some(text(200, "0"))).await;
     let mp = Mixpanel::new(&base, MixpanelMode::Track { token: "t".into() }, |h| {
         h.retry(retries())
     })
@@ -342,17 +311,12 @@ async fn mixpanel_track_retries_5xx_and_429_and_types_bad_answers() {
 
 #[tokio::test]
 async fn posthog_retries_5xx_and_429_and_types_bad_answers() {
-    let (peer, base) = scripted_peer(
-        "/batch/",
-        r#"{"status": 1}"#,
+    let (peer, base) = scripted::start(
         vec![
-            (502, None, "Bad Gateway"),
-            (
-                429,
-                Some("1"),
-                r#"{"type":"rate_limited","code":"rate_limited","detail":"Rate limit exceeded"}"#,
-            ),
+            text(502, "Bad Gateway"),
+            Answer::json(429, json!({"type": "rate_limited", "code": "rate_limited", "detail": "Rate limit exceeded"})).header("retry-after", "1"),
         ],
+        Some(Answer::json(200, json!({"status": 1}))),
     )
     .await;
     let ph = PostHog::new(&base, "phc_test", |h| {
@@ -363,13 +327,17 @@ async fn posthog_retries_5xx_and_429_and_types_bad_answers() {
     })
     .unwrap();
     assert_eq!(ph.send(&events(3)).await.unwrap().accepted, 3);
-    assert_eq!(peer.bodies.lock().unwrap().len(), 3);
-    let (_, base) = scripted_peer("/batch/", "{\"status\": ", vec![]).await;
+    assert_eq!(peer.seen().len(), 3);
+    let (_, base) = scripted::start(
+        vec![],
+        Some(Answer::raw(200, "application/json", "{\"status\": ")),
+    )
+    .await;
     let ph = PostHog::new(&base, "phc_test", |h| h.retry(retries())).unwrap();
     let err = ph.send(&events(1)).await.unwrap_err();
     assert!(err.to_string().contains("malformed response body"), "{err}");
     // A batch that keeps failing stays queued in the sink instead of being lost.
-    let (_, base) = scripted_peer("/batch/", r#"{"status": 1}"#, vec![(503, None, ""); 10]).await;
+    let (_, base) = scripted::start(vec![], Some(text(503, ""))).await;
     let ph = PostHog::new(&base, "phc_test", |h| {
         h.retry(RetryPolicy {
             max_attempts: 2,
