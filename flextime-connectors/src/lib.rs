@@ -9,14 +9,27 @@
 //!   Basic auth and request tracing with secrets redacted.
 //! - Calendar connectors behind cargo features: `ics` (default), `caldav`,
 //!   `google-calendar`, `microsoft-graph`.
+//! - [`sms::SmsSender`] with local de-duplication, and Twilio behind the
+//!   `twilio` feature; [`payments::PaymentGateway`], and Stripe behind the
+//!   `stripe` feature. The `webhooks` feature verifies Twilio status
+//!   callbacks and Stripe events with flextime-webhooks' verifiers.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod analytics;
 #[cfg(feature = "caldav")]
 pub mod caldav;
 pub mod calendar;
+#[cfg(feature = "google-calendar")]
+pub mod google_calendar;
 pub mod http;
 #[cfg(feature = "ics")]
 pub mod ics;
+#[cfg(feature = "microsoft-graph")]
+pub mod microsoft_graph;
+#[cfg(feature = "notion")]
+pub mod notion;
+pub mod payments;
+pub mod sms;
 
 use flextime_core::{HealthReport, Result};
 
@@ -79,5 +92,28 @@ impl<C: Connector> flextime_core::HealthCheck for ConnectorHealth<C> {
 
     async fn check(&self) -> HealthReport {
         self.0.health().await
+    }
+}
+
+/// The [`ApplyOutcome`](flextime_core::ApplyOutcome) of one write a sink made:
+/// a failed version precondition is a `Conflict` outcome and an input the
+/// peer refused a `Rejected` one, so one bad record does not stop a batch;
+/// other errors (unavailable, unauthorized ...) stop it.
+pub(crate) fn write_outcome(
+    written: Result<Option<String>>,
+) -> Result<flextime_core::ApplyOutcome> {
+    use flextime_core::{ApplyOutcome, ErrorKind, Version};
+    match written {
+        Ok(tag) => Ok(ApplyOutcome::Applied {
+            version: tag.map(Version::Etag),
+        }),
+        Err(e) if e.kind() == ErrorKind::Conflict => Ok(ApplyOutcome::Conflict {
+            current: None,
+            reason: e.to_string(),
+        }),
+        Err(e) if e.kind() == ErrorKind::InvalidInput => Ok(ApplyOutcome::Rejected {
+            reason: e.to_string(),
+        }),
+        Err(e) => Err(e),
     }
 }

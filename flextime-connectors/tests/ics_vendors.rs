@@ -184,6 +184,11 @@ fn outlook_export_with_windows_zones() {
     );
     assert_eq!(budget.title, "Budget review");
     assert_eq!(
+        budget.extensions["ics"]["params"]["SUMMARY"],
+        "LANGUAGE=en-us"
+    );
+    assert!(written.contains("SUMMARY;LANGUAGE=en-us:Budget review\r\n"));
+    assert_eq!(
         budget.description.as_deref(),
         Some("Agenda:\n1. Budget\n2. Hiring\n\n")
     );
@@ -323,4 +328,31 @@ impl ExdateCount for flextime_core::ScheduleItem {
     fn exdate_count(&self) -> usize {
         self.recurrence.exdate.len()
     }
+}
+
+#[test]
+fn exchange_invite_with_a_customized_time_zone() {
+    let ics = fixture("outlook_customized_tz.ics");
+    let (items, written) = round_trip(&ics);
+    let invite = &items[0];
+    // "Customized Time Zone" has no location hint: its rules (last Sunday
+    // of March / October, +01:00 / +02:00) are Central European time.
+    assert_eq!(invite.start.tz(), Some(chrono_tz::Europe::Berlin));
+    assert_eq!(
+        invite.start.to_utc(),
+        Utc.with_ymd_and_hms(2025, 6, 2, 12, 0, 0).unwrap()
+    );
+    assert_eq!(
+        invite.end,
+        ItemTime::zoned(local(2025, 6, 2, 15, 30), chrono_tz::Europe::Berlin)
+    );
+    assert_eq!(invite.description.as_deref(), Some("Quarterly planning\n"));
+    assert_eq!(invite.attendees[0].name.as_deref(), Some("Bo Berg"));
+    assert_eq!(
+        invite.extensions["ics"]["attendee_params"]["bo@example.com"],
+        "RSVP=TRUE"
+    );
+    assert!(kept(invite).contains(&"X-MICROSOFT-CDO-OWNERAPPTID:2118312345".to_owned()));
+    assert!(written.contains("TZID:Europe/Berlin\r\n"));
+    assert!(!written.contains("Customized Time Zone"));
 }

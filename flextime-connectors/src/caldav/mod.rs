@@ -231,6 +231,7 @@ fn to_remote(object: CalendarObject) -> Result<Option<RemoteEvent>> {
         id: object.href,
         etag: object.etag,
         item,
+        origin: None,
     }))
 }
 

@@ -63,7 +63,14 @@ struct Inner {
     redactor: Redactor,
     pause_until: Mutex<Option<Instant>>,
     timeout: Duration,
+    observers: Vec<Observer>,
 }
+
+/// Called with every response a client receives (every attempt, before
+/// status mapping): the request's method and URL and the response. Contract
+/// tests use it to read Prism's `sl-violations` header; hosts can use it for
+/// auditing. It must not block.
+pub type Observer = Arc<dyn Fn(&Method, &Url, &Response) + Send + Sync>;
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,9 +96,16 @@ pub struct HttpClientBuilder {
     default_headers: HeaderMap,
     redactor: Redactor,
     reqwest: Option<reqwest::Client>,
+    observers: Vec<Observer>,
 }
 
 impl HttpClientBuilder {
+    /// Calls `observer` with every response (see [`Observer`]).
+    pub fn observe(mut self, observer: Observer) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
     /// The base URL relative paths resolve against. Every connector takes one
     /// so tests and proxies can point it elsewhere.
     pub fn base_url(mut self, url: &str) -> Result<Self> {
@@ -210,6 +224,7 @@ impl HttpClientBuilder {
                 redactor: self.redactor,
                 pause_until: Mutex::new(None),
                 timeout: self.timeout,
+                observers: self.observers,
             }),
         })
     }
@@ -252,6 +267,7 @@ impl HttpClient {
             default_headers: HeaderMap::new(),
             redactor: Redactor::default(),
             reqwest: None,
+            observers: Vec::new(),
         }
     }
 
@@ -566,6 +582,9 @@ impl RequestBuilder {
             };
             let (error, safe_to_retry) = match result {
                 Ok(resp) => {
+                    for observer in &inner.observers {
+                        observer(&self.method, &url, &resp);
+                    }
                     let limits = RateLimitHeaders::read(&resp.headers);
                     if let Some(wait) = limits.exhausted_wait() {
                         client.pause_for(wait.min(policy.max_retry_after));
@@ -705,27 +724,51 @@ fn status_error(
 
 /// The peer's own error message, from the usual JSON shapes (`message`,
 /// `error.message`, `error_description`, `detail`, `errors[0].message`), or
-/// the start of the body.
+/// the start of the body. The machine-readable fields next to the message
+/// are kept too: Stripe's `error.type`, `error.code`, `error.decline_code`
+/// and `error.param`, Twilio's top-level `code` (`(code 21211)`).
 fn peer_message(body: &[u8]) -> String {
     if body.is_empty() {
         return String::new();
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         let candidates = [
-            value.pointer("/error/message"),
-            value.pointer("/message"),
-            value.pointer("/error_description"),
-            value.pointer("/detail"),
-            value.pointer("/errors/0/message"),
-            value.pointer("/error"),
+            ("/error", value.pointer("/error/message")),
+            ("", value.pointer("/message")),
+            ("", value.pointer("/error_description")),
+            ("", value.pointer("/detail")),
+            ("", value.pointer("/errors/0/message")),
+            ("", value.pointer("/error")),
         ];
-        for candidate in candidates.into_iter().flatten() {
-            if let Some(s) = candidate.as_str() {
-                return excerpt(s, 500);
+        for (parent, candidate) in candidates {
+            if let Some(s) = candidate.and_then(serde_json::Value::as_str) {
+                let details = peer_error_details(&value, parent);
+                let message = excerpt(s, 500);
+                return if details.is_empty() {
+                    message
+                } else {
+                    format!("{message} ({details})")
+                };
             }
         }
     }
     excerpt(&String::from_utf8_lossy(body), 300)
+}
+
+/// `type X, code Y, param Z` from the object at `parent` that holds the
+/// message (text or integer members only, each cut short).
+fn peer_error_details(value: &serde_json::Value, parent: &str) -> String {
+    let mut details = Vec::new();
+    for field in ["type", "code", "decline_code", "param"] {
+        let member = value.pointer(&format!("{parent}/{field}"));
+        let text = match member {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => excerpt(s, 80),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        details.push(format!("{} {text}", field.replace('_', " ")));
+    }
+    details.join(", ")
 }
 
 /// A response: status, headers and the whole body.

@@ -58,9 +58,14 @@
 //! those of `ORGANIZER` beyond `CN` in `"organizer_params"`, and added back
 //! when writing.
 //!
-//! Not kept: parameters of the other mapped properties (such as
-//! `SUMMARY;LANGUAGE=de`), `RECURRENCE-ID;RANGE`, and
-//! `RDATE;VALUE=PERIOD` (kept as an unmapped property instead).
+//! Parameters of the master's `SUMMARY`, `DESCRIPTION` and `LOCATION`
+//! (`LANGUAGE`, `ALTREP`) are kept in `"params": {"SUMMARY": "LANGUAGE=en-us"}`.
+//!
+//! Not kept: `X-FLEXTIME-*`, `RRULE`, `RDATE` and `EXDATE` on an override
+//! VEVENT; parameters of an override's text properties and of the other
+//! mapped properties (such as an `X-` parameter on `DTSTART`);
+//! `RECURRENCE-ID;RANGE`; `RDATE;VALUE=PERIOD` is kept as an unmapped
+//! property instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -341,6 +346,8 @@ struct Fields {
     attendee_params: Map<String, Value>,
     /// Parameters of the ORGANIZER beyond CN.
     organizer_params: Option<String>,
+    /// Parameters of SUMMARY / DESCRIPTION / LOCATION (`LANGUAGE`, `ALTREP`).
+    text_params: Map<String, Value>,
     kind: Option<ItemKind>,
     refs: BTreeMap<String, ExternalRef>,
     extensions: BTreeMap<String, Value>,
@@ -358,9 +365,17 @@ fn read_vevent(c: &Component, ctx: &mut ReadCtx<'_>) -> Result<Fields> {
     for p in &c.properties {
         match p.name.as_str() {
             "UID" => f.uid = Some(p.text().trim().to_owned()),
-            "SUMMARY" => f.summary = Some(p.text()),
-            "DESCRIPTION" => f.description = Some(p.text()),
-            "LOCATION" => f.location = Some(p.text()),
+            "SUMMARY" | "DESCRIPTION" | "LOCATION" => {
+                let text = Some(p.text());
+                match p.name.as_str() {
+                    "SUMMARY" => f.summary = text,
+                    "DESCRIPTION" => f.description = text,
+                    _ => f.location = text,
+                }
+                if let Some(params) = extra_params(p, &[]) {
+                    f.text_params.insert(p.name.clone(), Value::String(params));
+                }
+            }
             "DTSTART" => f.start = Some(parse_time(p, ctx)?),
             "DTEND" => f.end = Some(parse_time(p, ctx)?),
             "DURATION" => f.duration = Some((parse_duration(p)?, p.line)),
@@ -526,6 +541,9 @@ fn build_item(
             Value::Object(main.attendee_params.clone()),
         );
     }
+    if !main.text_params.is_empty() {
+        ics.insert("params".into(), Value::Object(main.text_params.clone()));
+    }
     if let Some(params) = &main.organizer_params {
         ics.insert("organizer_params".into(), Value::String(params.clone()));
     }
@@ -619,9 +637,8 @@ fn inherits_everything(master: &ScheduleItem, f: &Fields) -> bool {
         && f.sequence.is_none_or(|s| s == master.sequence)
         && stamp_ok(f.dtstamp.as_ref().map(|(t, _)| *t))
         && stamp_ok(f.last_modified)
-        && f.kind.is_none()
-        && f.refs.is_empty()
-        && f.extensions.is_empty()
+    // X-FLEXTIME-* and RRULE / RDATE / EXDATE on an override VEVENT have
+    // no place in an Override and are ignored.
 }
 
 /// An override, with fields equal to what the master implies left out.
@@ -782,6 +799,14 @@ fn extra_params(p: &Property, mapped: &[&str]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `p` with the parameters kept for it under `"params"` (by property name).
+fn with_text_params(p: Property, ics: Option<&Value>) -> Property {
+    let kept = ics
+        .and_then(|e| e.get("params"))
+        .and_then(|m| m.get(&p.name));
+    with_kept_params(p, kept)
+}
+
 /// Adds kept parameters (`A=b;C=d`) to `p`, skipping names it already has.
 fn with_kept_params(mut p: Property, params: Option<&Value>) -> Property {
     let Some(params) = params.and_then(Value::as_str) else {
@@ -925,13 +950,13 @@ pub fn item_to_vevents(item: &ScheduleItem) -> Vec<Component> {
             .map(|t| time_property("EXDATE", t)),
     );
     if !item.title.is_empty() {
-        props.push(text_property("SUMMARY", &item.title));
+        props.push(with_text_params(text_property("SUMMARY", &item.title), ics));
     }
     if let Some(d) = &item.description {
-        props.push(text_property("DESCRIPTION", d));
+        props.push(with_text_params(text_property("DESCRIPTION", d), ics));
     }
     if let Some(l) = &item.location {
-        props.push(text_property("LOCATION", l));
+        props.push(with_text_params(text_property("LOCATION", l), ics));
     }
     props.push(Property::new("STATUS", status_value(item.status)));
     props.push(Property::new("SEQUENCE", item.sequence.to_string()));

@@ -724,6 +724,22 @@ mod tests {
             ny.contains(&"RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU".to_owned()),
             "{ny:?}"
         );
+        // Southern hemisphere: daylight time over the new year.
+        let sydney = vtimezone(chrono_tz::Australia::Sydney, 2024, 2026).to_lines();
+        assert!(
+            sydney.contains(&"RRULE:FREQ=YEARLY;BYMONTH=4;BYDAY=1SU".to_owned()),
+            "{sydney:?}"
+        );
+        assert!(
+            sydney.contains(&"RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=1SU".to_owned()),
+            "{sydney:?}"
+        );
+        assert!(sydney.contains(&"TZOFFSETTO:+1100".to_owned()));
+        // Rules that change within the years: one observance per transition
+        // (Sao Paulo dropped daylight time in 2019).
+        let sp = vtimezone(chrono_tz::America::Sao_Paulo, 2018, 2020).to_lines();
+        assert!(!sp.iter().any(|l| l.starts_with("RRULE")), "{sp:?}");
+        assert!(sp.contains(&"DTSTART:20190217T000000".to_owned()), "{sp:?}");
         let tokyo = vtimezone(chrono_tz::Asia::Tokyo, 2024, 2024).to_lines();
         assert!(tokyo.contains(&"TZOFFSETTO:+0900".to_owned()), "{tokyo:?}");
         assert!(tokyo.contains(&"BEGIN:STANDARD".to_owned()));
