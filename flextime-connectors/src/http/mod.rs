@@ -22,5 +22,5 @@ pub use client::{
     Observer, RequestBuilder, Response, default_retry_policy,
 };
 pub use oauth2::{AuthEvent, OAuth2Config, OAuth2Session, TokenSet};
-pub use paginate::{Page, collect_all, items, next_link, paginate};
+pub use paginate::{Page, collect_all, collect_sync, items, next_link, paginate};
 pub use ratelimit::{RateLimitHeaders, parse_retry_after, parse_retry_after_value};
