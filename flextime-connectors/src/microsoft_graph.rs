@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use crate::calendar::{
     BusyPeriod, CalendarInfo, CalendarProvider, EventChange, EventRef, EventSync, RemoteEvent,
 };
-use crate::http::{Auth, HttpClient, HttpClientBuilder, Page, collect_all, paginate};
+use crate::http::{Auth, HttpClient, HttpClientBuilder, Page, collect_all, collect_sync, paginate};
 use crate::{Capability, Connector};
 
 /// The connector's name, also the key of `ScheduleItem::external_refs`.
@@ -270,10 +270,6 @@ fn seg(s: &str) -> String {
         .replace('+', "%20")
 }
 
-fn is_sync_state_gone(resp: &crate::http::Response) -> bool {
-    resp.status() == StatusCode::GONE
-}
-
 impl MicrosoftGraph {
     /// A builder authenticating with `auth` (normally [`Auth::OAuth2`]).
     pub fn builder(auth: Auth) -> MicrosoftGraphBuilder {
@@ -300,36 +296,33 @@ impl MicrosoftGraph {
     /// Follows pages from `first` to the delta link; `Ok(None)` when the
     /// delta token has expired.
     async fn delta(&self, first: String) -> Result<Option<(Vec<Value>, String)>> {
-        let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = gone.clone();
-        let pages = paginate(Some(first), move |link: Option<String>| {
+        let prefer = self.prefer();
+        let listed = collect_sync(Some(first), move |link: Option<String>| {
             let req = self
                 .http
                 .get(link.as_deref().unwrap_or_default())
-                .header("Prefer", &self.prefer())
+                .header("Prefer", &prefer)
                 .allow_status(StatusCode::GONE);
-            let flag = flag.clone();
             async move {
                 let resp = req.send().await?;
-                if is_sync_state_gone(&resp) {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Err(Error::permanent("delta token expired (410 Gone)"));
+                if resp.status() == StatusCode::GONE {
+                    return Ok(None);
                 }
                 let page: Collection = resp.json()?;
-                Ok(Page {
+                Ok(Some(Page {
                     items: page.value,
                     next: page.next_link,
                     token: page.delta_link,
-                })
+                }))
             }
-        });
-        match collect_all(pages).await {
-            Ok((items, Some(delta))) => Ok(Some((items, delta))),
-            Ok((_, None)) => Err(Error::permanent(
+        })
+        .await?;
+        match listed {
+            Some((items, Some(delta))) => Ok(Some((items, delta))),
+            Some((_, None)) => Err(Error::permanent(
                 "calendarView/delta ended without an @odata.deltaLink",
             )),
-            Err(_) if gone.load(std::sync::atomic::Ordering::SeqCst) => Ok(None),
-            Err(e) => Err(e),
+            None => Ok(None),
         }
     }
 

@@ -603,3 +603,36 @@ fn credentials_never_reach_the_logs() {
         "the Basic credentials were logged:\n{logs}"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_a_typed_error_not_an_allocation() {
+    let router = Router::new()
+        .route("/big", get(|| async { "x".repeat(64 * 1024) }))
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = futures::stream::iter(
+                    (0..64).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 1024])),
+                );
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
+        .route("/small", get(|| async { "ok" }));
+    let base = support::serve(router).await;
+    let client = HttpClient::builder("limits")
+        .base_url(&base)
+        .unwrap()
+        .max_response_bytes(16 * 1024)
+        .retry(fast_retries())
+        .build()
+        .unwrap();
+    for path in ["/big", "/stream"] {
+        let err = client.get(path).send().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Permanent, "{path}");
+        assert!(err.to_string().contains("larger than 16384 bytes"), "{err}");
+    }
+    assert_eq!(
+        client.get("/small").send().await.unwrap().text().unwrap(),
+        "ok"
+    );
+}

@@ -32,7 +32,7 @@ use serde_json::json;
 use crate::calendar::{
     BusyPeriod, CalendarInfo, CalendarProvider, EventChange, EventRef, EventSync, RemoteEvent,
 };
-use crate::http::{Auth, HttpClient, HttpClientBuilder, Page, collect_all, paginate};
+use crate::http::{Auth, HttpClient, HttpClientBuilder, Page, collect_all, collect_sync, paginate};
 use crate::{Capability, Connector};
 use mapping::{
     GEvent, event_id_for, instance_id, item_from_google, item_to_google, override_to_google,
@@ -214,9 +214,7 @@ impl GoogleCalendar {
     ) -> std::result::Result<(Vec<GEvent>, Option<String>), ListError> {
         let path = Self::events_path(calendar);
         let page_size = self.page_size.to_string();
-        let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = gone.clone();
-        let pages = paginate(None, move |page_token: Option<String>| {
+        let listed = collect_sync(None, move |page_token: Option<String>| {
             let mut query = params.clone();
             query.push(("showDeleted", "true".to_owned()));
             query.push(("maxResults", page_size.clone()));
@@ -228,24 +226,23 @@ impl GoogleCalendar {
                 .get(&path)
                 .query(&query)
                 .allow_status(StatusCode::GONE);
-            let flag = flag.clone();
             async move {
                 let resp = req.send().await?;
                 if resp.status() == StatusCode::GONE {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Err(Error::permanent("sync token expired (410 Gone)"));
+                    return Ok(None);
                 }
                 let list: EventList = resp.json()?;
-                Ok(Page {
+                Ok(Some(Page {
                     items: list.items,
                     next: list.next_page_token,
                     token: list.next_sync_token,
-                })
+                }))
             }
-        });
-        match collect_all(pages).await {
-            Ok(done) => Ok(done),
-            Err(_) if gone.load(std::sync::atomic::Ordering::SeqCst) => Err(ListError::TokenGone),
+        })
+        .await;
+        match listed {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => Err(ListError::TokenGone),
             Err(e) => Err(ListError::Failed(e)),
         }
     }

@@ -23,6 +23,9 @@ use super::redact::{Redactor, excerpt};
 /// The default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The default largest response body (32 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
 /// A header whose presence makes a POST or PATCH safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -64,6 +67,7 @@ struct Inner {
     pause_until: Mutex<Option<Instant>>,
     timeout: Duration,
     observers: Vec<Observer>,
+    max_response_bytes: usize,
 }
 
 /// Called with every response a client receives (every attempt, before
@@ -97,9 +101,17 @@ pub struct HttpClientBuilder {
     redactor: Redactor,
     reqwest: Option<reqwest::Client>,
     observers: Vec<Observer>,
+    max_response_bytes: usize,
 }
 
 impl HttpClientBuilder {
+    /// The largest response body read (default 32 MiB); a larger one is a
+    /// typed `Permanent` error, never an out-of-memory.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
     /// Calls `observer` with every response (see [`Observer`]).
     pub fn observe(mut self, observer: Observer) -> Self {
         self.observers.push(observer);
@@ -225,6 +237,7 @@ impl HttpClientBuilder {
                 pause_until: Mutex::new(None),
                 timeout: self.timeout,
                 observers: self.observers,
+                max_response_bytes: self.max_response_bytes,
             }),
         })
     }
@@ -268,6 +281,7 @@ impl HttpClient {
             redactor: Redactor::default(),
             reqwest: None,
             observers: Vec::new(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -555,7 +569,7 @@ impl RequestBuilder {
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     let final_url = resp.url().clone();
-                    let body = resp.bytes().await;
+                    let body = read_limited(resp, inner.max_response_bytes).await;
                     record(&inner.name, status.as_str(), elapsed);
                     tracing::debug!(
                         parent: &span,
@@ -565,12 +579,18 @@ impl RequestBuilder {
                         "response"
                     );
                     match body {
-                        Ok(body) => Ok(Response {
+                        Ok(Some(body)) => Ok(Response {
                             status,
                             headers,
                             body,
                             url: final_url,
                         }),
+                        Ok(None) => {
+                            return Err(Error::permanent(format!(
+                                "{}: {} {shown_url}: the response body is larger than {} bytes",
+                                inner.name, self.method, inner.max_response_bytes
+                            )));
+                        }
                         Err(e) => Err(network_error(&inner.name, &self.method, &shown_url, &e)),
                     }
                 }
@@ -635,6 +655,28 @@ impl RequestBuilder {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// Reads a body of at most `limit` bytes; `None` when it is larger (the
+/// rest is not read).
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Option<Bytes>, reqwest::Error> {
+    if resp
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit))
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }
 
 fn record(name: &str, status: &str, elapsed: Duration) {

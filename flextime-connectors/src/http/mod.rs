@@ -18,9 +18,9 @@ mod redact;
 
 pub use auth::Auth;
 pub use client::{
-    DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, IDEMPOTENCY_KEY, Observer, RequestBuilder,
-    Response, default_retry_policy,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, IDEMPOTENCY_KEY,
+    Observer, RequestBuilder, Response, default_retry_policy,
 };
 pub use oauth2::{AuthEvent, OAuth2Config, OAuth2Session, TokenSet};
-pub use paginate::{Page, collect_all, items, next_link, paginate};
+pub use paginate::{Page, collect_all, collect_sync, items, next_link, paginate};
 pub use ratelimit::{RateLimitHeaders, parse_retry_after, parse_retry_after_value};

@@ -102,6 +102,39 @@ pub async fn collect_all<T: Send>(
     Ok((all, token))
 }
 
+/// Collects an incremental listing whose pages may say that the sync token
+/// or delta link the listing started from has expired (Google's and
+/// Graph's `410 Gone`): `fetch` returns `Ok(None)` for such a page. The
+/// result is `Ok(None)` when that happened, so the caller can start over
+/// with a full listing, and otherwise the items and the last page's token.
+pub async fn collect_sync<T, F, Fut>(
+    first: Option<String>,
+    mut fetch: F,
+) -> Result<Option<(Vec<T>, Option<String>)>>
+where
+    T: Send,
+    F: FnMut(Option<String>) -> Fut + Send,
+    Fut: Future<Output = Result<Option<Page<T>>>> + Send,
+{
+    let expired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = expired.clone();
+    let pages = paginate(first, move |cursor| {
+        let page = fetch(cursor);
+        let flag = flag.clone();
+        async move {
+            page.await?.ok_or_else(|| {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Error::permanent("the sync token expired")
+            })
+        }
+    });
+    match collect_all(pages).await {
+        Ok(done) => Ok(Some(done)),
+        Err(_) if expired.load(std::sync::atomic::Ordering::SeqCst) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The `rel="next"` target of an RFC 8288 `Link` header, if any.
 pub fn next_link(headers: &HeaderMap) -> Option<String> {
     headers

@@ -110,7 +110,10 @@ impl IcsFeed {
     /// [`HttpClient`] named [`CLIENT_NAME`].
     pub fn new(url: &str) -> Result<Self> {
         let url = http_url(url);
-        let client = HttpClient::builder(CLIENT_NAME).base_url(&url)?.build()?;
+        let client = HttpClient::builder(CLIENT_NAME)
+            .max_response_bytes(MAX_FEED_BYTES)
+            .base_url(&url)?
+            .build()?;
         Ok(Self::with_client(client, &url))
     }
 
