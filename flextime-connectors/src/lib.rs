@@ -117,3 +117,38 @@ pub(crate) fn write_outcome(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flextime_core::{Error, HealthCheck, HealthStatus};
+
+    struct Fake(bool);
+
+    #[async_trait::async_trait]
+    impl Connector for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn capabilities(&self) -> &[Capability] {
+            &[Capability::CalendarRead]
+        }
+        async fn check(&self) -> Result<()> {
+            if self.0 {
+                Ok(())
+            } else {
+                Err(Error::unauthorized("token revoked"))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connector_is_a_core_health_check() {
+        let up = ConnectorHealth(Fake(true));
+        assert_eq!(HealthCheck::name(&up), "fake");
+        assert_eq!(up.check().await.status, HealthStatus::Healthy);
+        let down = ConnectorHealth(Fake(false)).check().await;
+        assert_eq!(down.status, HealthStatus::Unhealthy);
+        assert!(down.detail.unwrap_or_default().contains("token revoked"));
+    }
+}
