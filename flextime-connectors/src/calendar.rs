@@ -55,6 +55,11 @@ pub struct RemoteEvent {
     /// The event as a schedule item, with recurrence and overrides. Its
     /// `external_refs[provider name]` holds `id` and `etag`.
     pub item: ScheduleItem,
+    /// Who wrote this version, when the provider keeps an origin marker
+    /// (Google `extendedProperties.private`): lets a sync pipeline drop the
+    /// echo of its own writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// One change read from a provider.
@@ -195,6 +200,9 @@ impl<P: CalendarProvider + ?Sized> CalendarSource<P> {
                 if let Some(etag) = event.etag {
                     change = change.with_version(Version::Etag(etag));
                 }
+                if let Some(origin) = event.origin {
+                    change = change.with_origin(origin);
+                }
                 change
             }
             EventChange::Delete { id } => Change::delete(key(id)),
@@ -280,23 +288,7 @@ impl<P: CalendarProvider + ?Sized> CalendarSink<P> {
                     .map(|()| None)
             }
         };
-        match written {
-            Ok(etag) => Ok(ApplyOutcome::Applied {
-                version: etag.map(Version::Etag),
-            }),
-            Err(e) if e.kind() == flextime_core::ErrorKind::Conflict => {
-                Ok(ApplyOutcome::Conflict {
-                    current: None,
-                    reason: e.to_string(),
-                })
-            }
-            Err(e) if e.kind() == flextime_core::ErrorKind::InvalidInput => {
-                Ok(ApplyOutcome::Rejected {
-                    reason: e.to_string(),
-                })
-            }
-            Err(e) => Err(e),
-        }
+        crate::write_outcome(written)
     }
 }
 

@@ -11,10 +11,17 @@
 //!   `google-calendar`, `microsoft-graph`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod analytics;
 pub mod calendar;
+#[cfg(feature = "google-calendar")]
+pub mod google_calendar;
 pub mod http;
 #[cfg(feature = "ics")]
 pub mod ics;
+#[cfg(feature = "microsoft-graph")]
+pub mod microsoft_graph;
+#[cfg(feature = "notion")]
+pub mod notion;
 
 use flextime_core::{HealthReport, Result};
 
@@ -77,5 +84,28 @@ impl<C: Connector> flextime_core::HealthCheck for ConnectorHealth<C> {
 
     async fn check(&self) -> HealthReport {
         self.0.health().await
+    }
+}
+
+/// The [`ApplyOutcome`](flextime_core::ApplyOutcome) of one write a sink made:
+/// a failed version precondition is a `Conflict` outcome and an input the
+/// peer refused a `Rejected` one, so one bad record does not stop a batch;
+/// other errors (unavailable, unauthorized ...) stop it.
+pub(crate) fn write_outcome(
+    written: Result<Option<String>>,
+) -> Result<flextime_core::ApplyOutcome> {
+    use flextime_core::{ApplyOutcome, ErrorKind, Version};
+    match written {
+        Ok(tag) => Ok(ApplyOutcome::Applied {
+            version: tag.map(Version::Etag),
+        }),
+        Err(e) if e.kind() == ErrorKind::Conflict => Ok(ApplyOutcome::Conflict {
+            current: None,
+            reason: e.to_string(),
+        }),
+        Err(e) if e.kind() == ErrorKind::InvalidInput => Ok(ApplyOutcome::Rejected {
+            reason: e.to_string(),
+        }),
+        Err(e) => Err(e),
     }
 }

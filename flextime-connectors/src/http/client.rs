@@ -63,7 +63,14 @@ struct Inner {
     redactor: Redactor,
     pause_until: Mutex<Option<Instant>>,
     timeout: Duration,
+    observers: Vec<Observer>,
 }
+
+/// Called with every response a client receives (every attempt, before
+/// status mapping): the request's method and URL and the response. Contract
+/// tests use it to read Prism's `sl-violations` header; hosts can use it for
+/// auditing. It must not block.
+pub type Observer = Arc<dyn Fn(&Method, &Url, &Response) + Send + Sync>;
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,9 +96,16 @@ pub struct HttpClientBuilder {
     default_headers: HeaderMap,
     redactor: Redactor,
     reqwest: Option<reqwest::Client>,
+    observers: Vec<Observer>,
 }
 
 impl HttpClientBuilder {
+    /// Calls `observer` with every response (see [`Observer`]).
+    pub fn observe(mut self, observer: Observer) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
     /// The base URL relative paths resolve against. Every connector takes one
     /// so tests and proxies can point it elsewhere.
     pub fn base_url(mut self, url: &str) -> Result<Self> {
@@ -210,6 +224,7 @@ impl HttpClientBuilder {
                 redactor: self.redactor,
                 pause_until: Mutex::new(None),
                 timeout: self.timeout,
+                observers: self.observers,
             }),
         })
     }
@@ -252,6 +267,7 @@ impl HttpClient {
             default_headers: HeaderMap::new(),
             redactor: Redactor::default(),
             reqwest: None,
+            observers: Vec::new(),
         }
     }
 
@@ -566,6 +582,9 @@ impl RequestBuilder {
             };
             let (error, safe_to_retry) = match result {
                 Ok(resp) => {
+                    for observer in &inner.observers {
+                        observer(&self.method, &url, &resp);
+                    }
                     let limits = RateLimitHeaders::read(&resp.headers);
                     if let Some(wait) = limits.exhausted_wait() {
                         client.pause_for(wait.min(policy.max_retry_after));

@@ -18,8 +18,8 @@ mod redact;
 
 pub use auth::Auth;
 pub use client::{
-    DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, IDEMPOTENCY_KEY, RequestBuilder, Response,
-    default_retry_policy,
+    DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, IDEMPOTENCY_KEY, Observer, RequestBuilder,
+    Response, default_retry_policy,
 };
 pub use oauth2::{AuthEvent, OAuth2Config, OAuth2Session, TokenSet};
 pub use paginate::{Page, collect_all, items, next_link, paginate};

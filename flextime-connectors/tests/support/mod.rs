@@ -1,6 +1,10 @@
 //! Helpers shared by the connector tests.
 #![allow(dead_code)]
 
+pub mod google_peer;
+pub mod graph_peer;
+pub mod notion_peer;
+
 use axum::Router;
 
 /// Serves `router` on a free loopback port; returns its base URL.
@@ -13,4 +17,36 @@ pub async fn serve(router: Router) -> String {
         let _ = axum::serve(listener, router).await;
     });
     format!("http://{addr}")
+}
+
+/// What Prism found wrong with a request: its `sl-violations` header, or the
+/// `validation` list of the 422 problem document it answers with when the
+/// vendor document has no error example of its own.
+pub fn prism_violations(resp: &flextime_connectors::http::Response) -> Option<String> {
+    if let Some(header) = resp.header("sl-violations") {
+        return Some(header.to_owned());
+    }
+    let problem = resp
+        .header("content-type")
+        .is_some_and(|ct| ct.starts_with("application/problem+json"));
+    if problem {
+        return Some(String::from_utf8_lossy(resp.bytes()).into_owned());
+    }
+    None
+}
+
+/// Requests seen (`METHOD /path`) with Prism's violations, if any.
+pub type Recorded = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+/// An observer that records every request with Prism's violations, if any.
+pub fn prism_recorder() -> (flextime_connectors::http::Observer, Recorded) {
+    let seen: Recorded = std::sync::Arc::default();
+    let log = seen.clone();
+    let observer: flextime_connectors::http::Observer =
+        std::sync::Arc::new(move |method, url, resp| {
+            log.lock()
+                .expect("recorder lock")
+                .push((format!("{method} {}", url.path()), prism_violations(resp)));
+        });
+    (observer, seen)
 }
