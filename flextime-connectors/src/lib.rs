@@ -13,6 +13,7 @@
 
 pub mod analytics;
 pub mod calendar;
+pub mod email;
 #[cfg(feature = "google-calendar")]
 pub mod google_calendar;
 pub mod http;
