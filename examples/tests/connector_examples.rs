@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use flextime_testkit::{Peer, Vendor};
+use mailparse::MailHeaderMap as _;
 
 fn run(bin: &str, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
     let out = Command::new(bin)
@@ -182,8 +183,18 @@ fn send_email_through_sendgrid_and_postmark_prism() {
         invite.to_str().unwrap(),
     ];
     for transport in [
-        vec!["--sendgrid-base-url", sendgrid.as_str(), "--sendgrid-key", "SG.prism"],
-        vec!["--postmark-base-url", postmark.as_str(), "--postmark-token", "pm-prism"],
+        vec![
+            "--sendgrid-base-url",
+            sendgrid.as_str(),
+            "--sendgrid-key",
+            "SG.prism",
+        ],
+        vec![
+            "--postmark-base-url",
+            postmark.as_str(),
+            "--postmark-token",
+            "pm-prism",
+        ],
     ] {
         for cancel in [false, true] {
             let mut args: Vec<&str> = transport.clone();
@@ -213,7 +224,10 @@ fn send_email_over_smtp_delivers_an_invitation() {
         return;
     };
     let maildir = flextime_testkit::smtp_maildir().expect("FLEXTIME_TEST_SMTP_MAILDIR");
-    let to = format!("{}@example.test", flextime_testkit::unique_name("send_email"));
+    let to = format!(
+        "{}@example.test",
+        flextime_testkit::unique_name("send_email")
+    );
     let dir = tempfile::tempdir().unwrap();
     let invite = booking_file(dir.path(), Some(&to));
     let (code, lines, stderr) = run(
@@ -239,7 +253,6 @@ fn send_email_over_smtp_delivers_an_invitation() {
     for entry in std::fs::read_dir(maildir.join("new")).unwrap().flatten() {
         let bytes = std::fs::read(entry.path()).unwrap();
         let mail = mailparse::parse_mail(&bytes).unwrap();
-        use mailparse::MailHeaderMap as _;
         if mail.headers.get_first_value("Message-ID").as_deref() == Some(&format!("<{id}>")) {
             let mut parts = vec![&mail];
             let mut i = 0;

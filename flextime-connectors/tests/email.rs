@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use chrono::{NaiveDate, TimeZone, Utc};
 use flextime_connectors::email::postmark::Postmark;
 use flextime_connectors::email::sendgrid::SendGrid;
@@ -94,7 +95,7 @@ fn smtp(test: &str) -> Option<(Smtp, String, PathBuf)> {
 
 /// Every delivered message whose envelope recipients include `address`
 /// (aiosmtpd records them in `X-RcptTo`); their files are removed.
-fn delivered_to(maildir: &PathBuf, address: &str) -> Vec<Vec<u8>> {
+fn delivered_to(maildir: &Path, address: &str) -> Vec<Vec<u8>> {
     let mut found = Vec::new();
     for sub in ["new", "cur"] {
         let Ok(entries) = std::fs::read_dir(maildir.join(sub)) else {
@@ -105,8 +106,14 @@ fn delivered_to(maildir: &PathBuf, address: &str) -> Vec<Vec<u8>> {
                 continue;
             };
             let parsed = mailparse::parse_mail(&bytes).unwrap();
-            let rcpt = parsed.headers.get_first_value("X-RcptTo").unwrap_or_default();
-            if rcpt.split(',').any(|r| r.trim().eq_ignore_ascii_case(address)) {
+            let rcpt = parsed
+                .headers
+                .get_first_value("X-RcptTo")
+                .unwrap_or_default();
+            if rcpt
+                .split(',')
+                .any(|r| r.trim().eq_ignore_ascii_case(address))
+            {
                 let _ = std::fs::remove_file(entry.path());
                 found.push(bytes);
             }
@@ -115,7 +122,7 @@ fn delivered_to(maildir: &PathBuf, address: &str) -> Vec<Vec<u8>> {
     found
 }
 
-fn only_one(maildir: &PathBuf, address: &str) -> Vec<u8> {
+fn only_one(maildir: &Path, address: &str) -> Vec<u8> {
     let mut all = delivered_to(maildir, address);
     assert_eq!(all.len(), 1, "one message for {address}");
     all.remove(0)
@@ -150,7 +157,10 @@ async fn smtp_delivers_plain_text_with_cc_bcc_and_reply_to() {
     let receipt = smtp.send(&msg).await.unwrap();
     assert_eq!(receipt.provider, "smtp");
     assert_eq!(receipt.recipients.len(), 3);
-    assert!(receipt.detail.as_deref().unwrap().starts_with("250"), "{receipt:?}");
+    assert!(
+        receipt.detail.as_deref().unwrap().starts_with("250"),
+        "{receipt:?}"
+    );
 
     let raw = only_one(&maildir, &to);
     let mail = mailparse::parse_mail(&raw).unwrap();
@@ -200,7 +210,10 @@ async fn smtp_delivers_html_and_text_as_alternatives() {
         .map(|p| p.ctype.mimetype.as_str())
         .collect();
     assert_eq!(kinds, ["text/plain", "text/html"]);
-    assert_eq!(mail.subparts[0].get_body().unwrap().trim_end(), "Confirmed.");
+    assert_eq!(
+        mail.subparts[0].get_body().unwrap().trim_end(),
+        "Confirmed."
+    );
     assert_eq!(
         mail.subparts[1].get_body().unwrap().trim_end(),
         "<p>Confirmed <b>today</b>.</p>"
@@ -216,14 +229,21 @@ async fn smtp_delivers_attachments_byte_for_byte() {
     let msg = EmailMessage::new("bookings@example.com", "Your invoice")
         .to(to.as_str())
         .text("Attached.")
-        .attach(Attachment::new("invoice 42.pdf", "application/pdf", pdf.clone()));
+        .attach(Attachment::new(
+            "invoice 42.pdf",
+            "application/pdf",
+            pdf.clone(),
+        ));
     smtp.send(&msg).await.unwrap();
     let raw = only_one(&maildir, &to);
     let mail = mailparse::parse_mail(&raw).unwrap();
     assert_eq!(mail.ctype.mimetype, "multipart/mixed");
     let file = find(&mail, "application/pdf").unwrap();
     let disposition = file.get_content_disposition();
-    assert_eq!(disposition.disposition, mailparse::DispositionType::Attachment);
+    assert_eq!(
+        disposition.disposition,
+        mailparse::DispositionType::Attachment
+    );
     assert_eq!(
         disposition.params.get("filename").map(String::as_str),
         Some("invoice 42.pdf")
@@ -237,9 +257,12 @@ async fn smtp_encodes_a_unicode_subject_and_body() {
         return;
     };
     let subject = "Réservation confirmée ✓ 予約 — Zürich";
-    let msg = EmailMessage::new(Mailbox::named("Flextime Café", "bookings@example.com"), subject)
-        .to(to.as_str())
-        .text("À bientôt ! 🙂");
+    let msg = EmailMessage::new(
+        Mailbox::named("Flextime Café", "bookings@example.com"),
+        subject,
+    )
+    .to(to.as_str())
+    .text("À bientôt ! 🙂");
     smtp.send(&msg).await.unwrap();
     let raw = only_one(&maildir, &to);
     assert!(raw.is_ascii(), "headers and body are transfer-encoded");
@@ -336,9 +359,15 @@ async fn smtp_batch_reports_a_result_per_message() {
     };
     let second = to.replace('@', "_2@");
     let messages = [
-        EmailMessage::new("desk@example.com", "One").to(to.as_str()).text("1"),
-        EmailMessage::new("desk@example.com", "Two").to("not an address").text("2"),
-        EmailMessage::new("desk@example.com", "Three").to(second.as_str()).text("3"),
+        EmailMessage::new("desk@example.com", "One")
+            .to(to.as_str())
+            .text("1"),
+        EmailMessage::new("desk@example.com", "Two")
+            .to("not an address")
+            .text("2"),
+        EmailMessage::new("desk@example.com", "Three")
+            .to(second.as_str())
+            .text("3"),
     ];
     let results = smtp.send_batch(&messages).await.unwrap();
     assert_eq!(results.len(), 3);
@@ -375,9 +404,15 @@ async fn smtp_server_down_is_unavailable() {
     assert!(err.is_retryable());
     assert!(!err.to_string().contains("s3cret-pw"), "{err}");
     let err = smtp.send_batch(&[msg.clone(), msg]).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "nothing was sent: {err}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Unavailable,
+        "nothing was sent: {err}"
+    );
     // Invalid input is refused before any connection is tried.
-    let bad = EmailMessage::new("desk@example.com", "Hi").to("x").text("x");
+    let bad = EmailMessage::new("desk@example.com", "Hi")
+        .to("x")
+        .text("x");
     assert_eq!(
         smtp.send(&bad).await.unwrap_err().kind(),
         ErrorKind::InvalidInput
@@ -390,17 +425,24 @@ async fn smtp_server_down_is_unavailable() {
 
 fn full_message(to: &str) -> EmailMessage {
     let item = booking(to);
-    EmailMessage::new(Mailbox::named("Flextime", "bookings@example.com"), "Invitation: Haircut")
-        .to(Mailbox::named("Ana Lima", to))
-        .cc("copy@example.com")
-        .bcc("audit@example.com")
-        .reply_to("help@example.com")
-        .text("You are invited.")
-        .html("<p>You are invited.</p>")
-        .header("X-Flextime-Booking", "b-42")
-        .attach(Attachment::new("terms.txt", "text/plain", b"Be on time.".to_vec()))
-        .invitation(Invitation::request(&item, &desk()).unwrap())
-        .metadata("booking_id", "b-42")
+    EmailMessage::new(
+        Mailbox::named("Flextime", "bookings@example.com"),
+        "Invitation: Haircut",
+    )
+    .to(Mailbox::named("Ana Lima", to))
+    .cc("copy@example.com")
+    .bcc("audit@example.com")
+    .reply_to("help@example.com")
+    .text("You are invited.")
+    .html("<p>You are invited.</p>")
+    .header("X-Flextime-Booking", "b-42")
+    .attach(Attachment::new(
+        "terms.txt",
+        "text/plain",
+        b"Be on time.".to_vec(),
+    ))
+    .invitation(Invitation::request(&item, &desk()).unwrap())
+    .metadata("booking_id", "b-42")
 }
 
 fn assert_no_violations(seen: &support::Recorded, expected: usize) {
@@ -468,10 +510,13 @@ async fn postmark_email_and_batch_pass_prism_validation() {
 const SG_KEY: &str = "SG.test-key";
 const PM_TOKEN: &str = "pm-test-token";
 
+/// A scripted answer: status, extra headers, body.
+type Answer = (u16, Vec<(&'static str, &'static str)>, String);
+
 /// Records requests; answers from a script first, then as the vendor does.
 #[derive(Default)]
 struct VendorPeer {
-    script: VecDeque<(u16, Vec<(&'static str, &'static str)>, String)>,
+    script: VecDeque<Answer>,
     requests: Vec<(String, HeaderMap, Value)>,
 }
 
@@ -563,7 +608,10 @@ async fn sendgrid_request_shape() {
     assert_eq!(body["content"][0]["type"], "text/plain");
     assert_eq!(body["content"][1]["type"], "text/html");
     let p = &body["personalizations"][0];
-    assert_eq!(p["to"][0], json!({"email": "ana@example.com", "name": "Ana Lima"}));
+    assert_eq!(
+        p["to"][0],
+        json!({"email": "ana@example.com", "name": "Ana Lima"})
+    );
     assert_eq!(p["bcc"][0]["email"], "audit@example.com");
     assert_eq!(p["custom_args"]["booking_id"], "b-42");
     assert_eq!(body["from"]["name"], "Flextime");
@@ -573,8 +621,12 @@ async fn sendgrid_request_shape() {
     assert_eq!(invite["type"], "text/calendar; method=REQUEST");
     assert_eq!(invite["filename"], "invite.ics");
     assert_eq!(invite["disposition"], "inline");
-    assert!(invite["content_id"].as_str().unwrap().starts_with("request-"));
-    use base64::Engine as _;
+    assert!(
+        invite["content_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("request-")
+    );
     let ics = base64::engine::general_purpose::STANDARD
         .decode(invite["content"].as_str().unwrap())
         .unwrap();
@@ -587,9 +639,15 @@ async fn sendgrid_request_shape() {
         .to("b@example.com")
         .cc("B@example.com")
         .text("t");
-    assert_eq!(sg.send(&dup).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        sg.send(&dup).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     let bad = EmailMessage::new("a@example.com", "s").to("b@").text("t");
-    assert_eq!(sg.send(&bad).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        sg.send(&bad).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     assert_eq!(request_count(&state), 1);
 }
 
@@ -600,14 +658,23 @@ async fn sendgrid_error_paths() {
         .to("b@example.com")
         .text("t");
 
-    let wrong = SendGrid::new(&base, &Secret::new("SG.wrong-secret"), |h| h.retry(retries()))
-        .unwrap();
+    let wrong = SendGrid::new(&base, &Secret::new("SG.wrong-secret"), |h| {
+        h.retry(retries())
+    })
+    .unwrap();
     let err = wrong.send(&msg).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     assert!(err.to_string().contains("authorization grant"), "{err}");
     assert!(!err.to_string().contains("wrong-secret"), "{err}");
-    let err = wrong.send_batch(&[msg.clone(), msg.clone()]).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthorized, "the whole batch failed");
+    let err = wrong
+        .send_batch(&[msg.clone(), msg.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Unauthorized,
+        "the whole batch failed"
+    );
 
     let sg = SendGrid::new(&base, &Secret::new(SG_KEY), |h| h.retry(retries())).unwrap();
     // 429 with Retry-After: not processed, so retried, then accepted.
@@ -637,19 +704,32 @@ async fn sendgrid_error_paths() {
     assert!(sg.send(&msg).await.is_ok());
 
     // A malformed error body is still a typed error.
-    script(&state, 400, vec![("content-type", "text/html")], "<html>oops");
+    script(
+        &state,
+        400,
+        vec![("content-type", "text/html")],
+        "<html>oops",
+    );
     let err = sg.send(&msg).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 
     // A batch after a first success: the failure becomes per-message.
     script(&state, 202, vec![], "");
-    script(&state, 503, vec![], r#"{"errors":[{"message":"unavailable"}]}"#);
+    script(
+        &state,
+        503,
+        vec![],
+        r#"{"errors":[{"message":"unavailable"}]}"#,
+    );
     let results = sg
         .send_batch(&[msg.clone(), msg.clone(), msg.clone()])
         .await
         .unwrap();
     assert!(results[0].is_ok());
-    assert_eq!(results[1].as_ref().unwrap_err().kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        results[1].as_ref().unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
     let third = results[2].as_ref().unwrap_err();
     assert!(third.to_string().contains("not sent"), "{third}");
 }
@@ -680,11 +760,7 @@ async fn postmark_request_shape_and_batch_results() {
     );
     assert_eq!(body["Attachments"][0]["Name"], "invite.ics");
 
-    let ok = |to: &str| {
-        EmailMessage::new("desk@example.com", "Hi")
-            .to(to)
-            .text("t")
-    };
+    let ok = |to: &str| EmailMessage::new("desk@example.com", "Hi").to(to).text("t");
     let batch = [
         ok("ana@example.com"),
         ok("inactive@example.com"),
@@ -693,16 +769,33 @@ async fn postmark_request_shape_and_batch_results() {
     ];
     let before = request_count(&state);
     let results = pm.send_batch(&batch).await.unwrap();
-    assert_eq!(request_count(&state) - before, 1, "one /email/batch request");
+    assert_eq!(
+        request_count(&state) - before,
+        1,
+        "one /email/batch request"
+    );
     let sent = state.lock().unwrap().requests.last().unwrap().2.clone();
-    assert_eq!(sent.as_array().unwrap().len(), 3, "the invalid one is not sent");
+    assert_eq!(
+        sent.as_array().unwrap().len(),
+        3,
+        "the invalid one is not sent"
+    );
     assert_eq!(results.len(), 4);
-    assert_eq!(results[0].as_ref().unwrap().message_id.as_deref(), Some("pm-0"));
+    assert_eq!(
+        results[0].as_ref().unwrap().message_id.as_deref(),
+        Some("pm-0")
+    );
     let inactive = results[1].as_ref().unwrap_err();
     assert_eq!(inactive.kind(), ErrorKind::Permanent);
     assert!(inactive.to_string().contains("406"), "{inactive}");
-    assert_eq!(results[2].as_ref().unwrap_err().kind(), ErrorKind::InvalidInput);
-    assert_eq!(results[3].as_ref().unwrap().message_id.as_deref(), Some("pm-2"));
+    assert_eq!(
+        results[2].as_ref().unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        results[3].as_ref().unwrap().message_id.as_deref(),
+        Some("pm-2")
+    );
 }
 
 #[tokio::test]
@@ -712,12 +805,17 @@ async fn postmark_error_paths() {
         .to("b@example.com")
         .text("t");
 
-    let wrong = Postmark::new(&base, &Secret::new("pm-wrong-token"), |h| h.retry(retries()))
-        .unwrap();
+    let wrong = Postmark::new(&base, &Secret::new("pm-wrong-token"), |h| {
+        h.retry(retries())
+    })
+    .unwrap();
     let err = wrong.send(&msg).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     assert!(!err.to_string().contains("pm-wrong-token"), "{err}");
-    let err = wrong.send_batch(&[msg.clone()]).await.unwrap_err();
+    let err = wrong
+        .send_batch(std::slice::from_ref(&msg))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
 
     let pm = Postmark::new(&base, &Secret::new(PM_TOKEN), |h| h.retry(retries())).unwrap();
@@ -736,7 +834,10 @@ async fn postmark_error_paths() {
     // 500: not retried (no idempotency key at Postmark); the caller's retry works.
     script(&state, 500, vec![], "");
     let before = request_count(&state);
-    assert_eq!(pm.send(&msg).await.unwrap_err().kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        pm.send(&msg).await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
     assert_eq!(request_count(&state) - before, 1);
     assert!(pm.send(&msg).await.is_ok());
 

@@ -81,10 +81,18 @@ fn sender(args: &Args) -> Result<Box<dyn EmailSender>, Error> {
         return Ok(Box::new(Smtp::from_url(url)?));
     }
     if let (Some(base), Some(key)) = (&args.sendgrid_base_url, &args.sendgrid_key) {
-        return Ok(Box::new(SendGrid::new(base, &Secret::new(key.clone()), |h| h)?));
+        return Ok(Box::new(SendGrid::new(
+            base,
+            &Secret::new(key.clone()),
+            |h| h,
+        )?));
     }
     if let (Some(base), Some(token)) = (&args.postmark_base_url, &args.postmark_token) {
-        return Ok(Box::new(Postmark::new(base, &Secret::new(token.clone()), |h| h)?));
+        return Ok(Box::new(Postmark::new(
+            base,
+            &Secret::new(token.clone()),
+            |h| h,
+        )?));
     }
     Err(Error::invalid_input(
         "give --smtp, --sendgrid-base-url with --sendgrid-key, or --postmark-base-url with --postmark-token",
@@ -129,7 +137,8 @@ fn invitation(args: &Args, path: &std::path::Path) -> Result<Invitation, Error> 
 }
 
 async fn run(args: &Args) -> Result<(), Error> {
-    let mut message = EmailMessage::new(args.from.as_str(), args.subject.clone()).text(args.text.clone());
+    let mut message =
+        EmailMessage::new(args.from.as_str(), args.subject.clone()).text(args.text.clone());
     for to in &args.to {
         message = message.to(to.as_str());
     }

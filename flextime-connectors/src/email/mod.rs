@@ -477,7 +477,11 @@ impl EmailMessage {
         self.text.as_ref().map_or(0, String::len)
             + self.html.as_ref().map_or(0, String::len)
             + self.invitation.as_ref().map_or(0, |i| i.ics.len())
-            + self.attachments.iter().map(|a| a.content.len()).sum::<usize>()
+            + self
+                .attachments
+                .iter()
+                .map(|a| a.content.len())
+                .sum::<usize>()
     }
 
     /// Checks everything a sender needs before making a request, and
@@ -514,8 +518,8 @@ impl EmailMessage {
             problems.push("body: a text or an HTML body is needed".into());
         }
         for (i, (name, value)) in self.headers.iter().enumerate() {
-            let valid_name = !name.is_empty()
-                && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
             if !valid_name {
                 problems.push(format!("headers[{i}]: {name:?} is not a header name"));
             } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
@@ -541,9 +545,10 @@ impl EmailMessage {
                     a.content_type
                 ));
             }
-            if a.content_id.as_deref().is_some_and(|c| {
-                c.is_empty() || has_control(c) || c.contains(['<', '>', ' '])
-            }) {
+            if a.content_id
+                .as_deref()
+                .is_some_and(|c| c.is_empty() || has_control(c) || c.contains(['<', '>', ' ']))
+            {
                 problems.push(format!(
                     "attachments[{i}]: the content id must be non-empty, without spaces, angle brackets or control characters"
                 ));
@@ -578,8 +583,7 @@ fn is_mime_type(s: &str) -> bool {
             && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
     };
-    matches!(essence.split_once('/'), Some((a, b)) if token(a) && token(b))
-        && !has_control(s)
+    matches!(essence.split_once('/'), Some((a, b)) if token(a) && token(b)) && !has_control(s)
 }
 
 /// What a sender knows about one accepted message.
@@ -679,7 +683,10 @@ pub(crate) fn copy_error(e: &Error) -> Error {
 pub(crate) fn not_attempted(cause: &Error) -> Error {
     Error::new(
         cause.kind(),
-        format!("not sent: an earlier message of the batch failed: {}", cause.message()),
+        format!(
+            "not sent: an earlier message of the batch failed: {}",
+            cause.message()
+        ),
     )
     .with_retry_after(cause.retry_after())
 }
@@ -735,7 +742,13 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing in {text}");
         }
         let nobody = EmailMessage::new("a@example.com", "s").text("t");
-        assert!(nobody.validate().unwrap_err().to_string().contains("recipient"));
+        assert!(
+            nobody
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("recipient")
+        );
     }
 
     #[test]
@@ -771,19 +784,19 @@ mod tests {
         }
     }
 
-    fn receipt() -> Result<EmailReceipt> {
-        Ok(EmailReceipt {
+    fn receipt() -> EmailReceipt {
+        EmailReceipt {
             provider: "flaky".into(),
             message_id: None,
             recipients: vec![],
             detail: None,
-        })
+        }
     }
 
     #[tokio::test]
     async fn default_batch_stops_after_a_connection_failure() {
         let s = Flaky(std::sync::Mutex::new(vec![
-            receipt(),
+            Ok(receipt()),
             Err(Error::invalid_input("bad one")),
             Err(Error::unavailable("down")),
         ]));

@@ -121,7 +121,11 @@ impl Postmark {
             "Subject": message.subject,
             "MessageStream": self.stream,
         });
-        for (key, l) in [("To", &message.to), ("Cc", &message.cc), ("Bcc", &message.bcc)] {
+        for (key, l) in [
+            ("To", &message.to),
+            ("Cc", &message.cc),
+            ("Bcc", &message.bcc),
+        ] {
             if !l.is_empty() {
                 body[key] = json!(list(l));
             }
@@ -187,7 +191,10 @@ impl Postmark {
     }
 
     /// Sends one `/email/batch` request of valid messages; one result each.
-    async fn send_chunk(&self, chunk: &[(&EmailMessage, Value)]) -> Result<Vec<Result<EmailReceipt>>> {
+    async fn send_chunk(
+        &self,
+        chunk: &[(&EmailMessage, Value)],
+    ) -> Result<Vec<Result<EmailReceipt>>> {
         let bodies: Vec<&Value> = chunk.iter().map(|(_, b)| b).collect();
         let resp = self
             .http
@@ -238,8 +245,8 @@ fn code_error(code: i64, message: &str) -> Error {
         10 => Error::unauthorized(text),
         100 => Error::unavailable(text),
         401 | 405 | 412 | 413 => Error::forbidden(text),
-        406 => Error::permanent(text),
         300 | 400 | 402 | 403 | 409 | 410 | 411 | 600..=699 => Error::invalid_input(text),
+        // 406 (inactive recipient) and anything unknown: final.
         _ => Error::permanent(text),
     }
 }

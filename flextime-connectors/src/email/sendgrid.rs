@@ -69,7 +69,11 @@ impl SendGrid {
             }
         }
         let mut personalization = Map::new();
-        for (key, list) in [("to", &message.to), ("cc", &message.cc), ("bcc", &message.bcc)] {
+        for (key, list) in [
+            ("to", &message.to),
+            ("cc", &message.cc),
+            ("bcc", &message.bcc),
+        ] {
             if !list.is_empty() {
                 personalization.insert(key.into(), list.iter().map(address).collect());
             }

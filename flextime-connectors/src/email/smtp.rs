@@ -115,9 +115,9 @@ impl SmtpBuilder {
         let tls_error =
             |e: lettre::transport::smtp::Error| Error::invalid_input(format!("smtp: {e}"));
         let builder = match self.security {
-            SmtpSecurity::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                self.host.clone(),
-            ),
+            SmtpSecurity::Plain => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
+            }
             SmtpSecurity::StartTls => {
                 AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)
                     .map_err(tls_error)?
@@ -132,10 +132,8 @@ impl SmtpBuilder {
             .pool_config(PoolConfig::new().max_size(self.pool_max));
         match (&self.username, &self.password) {
             (Some(user), Some(password)) => {
-                builder = builder.credentials(Credentials::new(
-                    user.clone(),
-                    password.expose().to_owned(),
-                ));
+                builder = builder
+                    .credentials(Credentials::new(user.clone(), password.expose().to_owned()));
             }
             (Some(_), None) => {
                 return Err(Error::invalid_input(
@@ -327,12 +325,10 @@ fn build(m: &EmailMessage) -> Result<(lettre::Message, String)> {
     }
     let mut files = Vec::new();
     if let Some(inv) = &m.invitation {
-        files.push(
-            MimeAttachment::new(inv.filename().to_owned()).body(
-                inv.ics().as_bytes().to_vec(),
-                content_type(&format!("application/ics; name=\"{}\"", inv.filename()))?,
-            ),
-        );
+        files.push(MimeAttachment::new(inv.filename().to_owned()).body(
+            inv.ics().as_bytes().to_vec(),
+            content_type(&format!("application/ics; name=\"{}\"", inv.filename()))?,
+        ));
     }
     for a in &m.attachments {
         let attachment = match &a.content_id {
@@ -473,17 +469,24 @@ mod tests {
             .text("plain")
             .html("<p>html</p>")
             .attach(Attachment::new("a.txt", "text/plain", b"file".to_vec()))
-            .invitation(
-                Invitation::from_ics(InvitationMethod::Request, "u", 0, ics).unwrap(),
-            );
+            .invitation(Invitation::from_ics(InvitationMethod::Request, "u", 0, ics).unwrap());
         let raw = String::from_utf8(render(&m).unwrap()).unwrap();
         let mixed = raw.find("multipart/mixed").unwrap();
         let alt = raw.find("multipart/alternative").unwrap();
         let plain = raw.find("text/plain").unwrap();
         let cal = raw.find("Content-Type: text/calendar").unwrap();
-        assert!(raw[cal..].lines().next().unwrap().contains("method=REQUEST"));
+        assert!(
+            raw[cal..]
+                .lines()
+                .next()
+                .unwrap()
+                .contains("method=REQUEST")
+        );
         let file = raw.find("application/ics").unwrap();
-        assert!(mixed < alt && alt < plain && plain < cal && cal < file, "{raw}");
+        assert!(
+            mixed < alt && alt < plain && plain < cal && cal < file,
+            "{raw}"
+        );
         assert!(!raw.contains("hidden@example.com"), "no Bcc header");
         assert!(raw.contains("filename=\"invite.ics\""));
     }

@@ -170,11 +170,7 @@ pub fn request(item: &ScheduleItem, organizer: &Organizer) -> Result<String> {
         &[Property::new("METHOD", Method::Request.as_str())],
     );
     for event in cal.components.iter_mut().filter(|c| c.name == "VEVENT") {
-        for p in event
-            .properties
-            .iter_mut()
-            .filter(|p| p.name == "ATTENDEE")
-        {
+        for p in event.properties.iter_mut().filter(|p| p.name == "ATTENDEE") {
             let asks = p.param("RSVP").is_none()
                 && !is_address(&p.value, &organizer.email)
                 && p.param("ROLE") != Some("NON-PARTICIPANT");
@@ -289,10 +285,12 @@ mod tests {
         it.organizer = Some(desk());
         it.recurrence.rrule.push("FREQ=DAILY;COUNT=3".into());
         let day = NaiveDate::from_ymd_opt(2024, 5, 2).unwrap();
-        it.recurrence.overrides.push(Override::cancel(ItemTime::zoned(
-            day.and_hms_opt(9, 0, 0).unwrap(),
-            chrono_tz::Europe::Paris,
-        )));
+        it.recurrence
+            .overrides
+            .push(Override::cancel(ItemTime::zoned(
+                day.and_hms_opt(9, 0, 0).unwrap(),
+                chrono_tz::Europe::Paris,
+            )));
         let cal = parse_calendar(&cancel(&it).unwrap()).unwrap();
         assert_eq!(cal.method(), Some(Method::Cancel));
         let events: Vec<_> = cal.vevents().collect();
