@@ -9,6 +9,9 @@
 //!   Basic auth and request tracing with secrets redacted.
 //! - Calendar connectors behind cargo features: `ics` (default), `caldav`,
 //!   `google-calendar`, `microsoft-graph`.
+//! - [`email`]: the [`EmailSender`](email::EmailSender) trait with SMTP
+//!   (`smtp`), SendGrid (`sendgrid`) and Postmark (`postmark`) senders and
+//!   iTIP calendar invitations.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod analytics;

@@ -105,7 +105,9 @@ fn delivered_to(maildir: &Path, address: &str) -> Vec<Vec<u8>> {
             let Ok(bytes) = std::fs::read(entry.path()) else {
                 continue;
             };
-            let parsed = mailparse::parse_mail(&bytes).unwrap();
+            let Ok(parsed) = mailparse::parse_mail(&bytes) else {
+                continue;
+            };
             let rcpt = parsed
                 .headers
                 .get_first_value("X-RcptTo")
