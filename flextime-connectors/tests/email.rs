@@ -421,6 +421,89 @@ async fn smtp_server_down_is_unavailable() {
     );
 }
 
+/// A private aiosmtpd that requires AUTH (user `flextime`, password
+/// `s3cret-pw`), without TLS so the test can run; the shared one takes no
+/// credentials. Stopped (stdin closed, then killed) when dropped.
+struct AuthServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+const AUTH_SERVER: &str = r#"
+import sys
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == b"flextime" and data.password == b"s3cret-pw"
+    return AuthResult(success=ok, handled=False)
+
+c = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]), authenticator=check,
+               auth_required=True, auth_require_tls=False)
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+impl AuthServer {
+    fn start() -> Self {
+        use std::io::BufRead as _;
+        let port = flextime_testkit::server::free_port().unwrap();
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", AUTH_SERVER, &port.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "aiosmtpd with AUTH did not start");
+        Self { child, port }
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn smtp_authenticates_and_refused_credentials_are_unauthorized() {
+    if flextime_testkit::require(Peer::Smtp, "smtp_auth").is_none() {
+        return;
+    }
+    let server = AuthServer::start();
+    let msg = EmailMessage::new("desk@example.com", "Hi")
+        .to("ana@example.test")
+        .text("x");
+    let url = format!("smtp://flextime:s3cret-pw@127.0.0.1:{}", server.port);
+    let smtp = Smtp::from_url(&url).unwrap();
+    assert!(!format!("{smtp:?}").contains("s3cret-pw"));
+    let receipt = smtp.send(&msg).await.unwrap();
+    assert!(receipt.detail.unwrap().starts_with("250"));
+
+    let wrong = Smtp::builder(&format!("smtp://127.0.0.1:{}", server.port))
+        .unwrap()
+        .credentials("flextime", Secret::new("wrong-pw"))
+        .build()
+        .unwrap();
+    let err = wrong.send(&msg).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(!err.to_string().contains("wrong-pw"), "{err}");
+
+    let anonymous = Smtp::from_url(&format!("smtp://127.0.0.1:{}", server.port)).unwrap();
+    let err = anonymous.send(&msg).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+}
+
 // ---------------------------------------------------------------------------
 // Prism contract tests
 // ---------------------------------------------------------------------------
