@@ -421,14 +421,17 @@ async fn smtp_server_down_is_unavailable() {
     );
 }
 
-/// A private aiosmtpd that requires AUTH (user `flextime`, password
-/// `s3cret-pw`), without TLS so the test can run; the shared one takes no
-/// credentials. Stopped (stdin closed, then killed) when dropped.
-struct AuthServer {
+/// A private aiosmtpd run from a Python script (the shared one takes no
+/// credentials and speaks no TLS). The script gets the port as its first
+/// argument, prints `ready` once listening and stops when stdin closes; the
+/// process is killed when this is dropped.
+struct PrivateSmtp {
     child: std::process::Child,
     port: u16,
 }
 
+/// Requires AUTH (user `flextime`, password `s3cret-pw`), without TLS so the
+/// test can run without certificates.
 const AUTH_SERVER: &str = r#"
 import sys
 from aiosmtpd.controller import Controller
@@ -447,12 +450,33 @@ sys.stdin.read()
 c.stop()
 "#;
 
-impl AuthServer {
-    fn start() -> Self {
+/// STARTTLS required (`starttls`) or implicit TLS (`implicit`) with the
+/// certificate and key given.
+const TLS_SERVER: &str = r#"
+import sys, ssl
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+
+port, mode, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+if mode == "starttls":
+    c = Controller(Sink(), hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True)
+else:
+    c = Controller(Sink(), hostname="127.0.0.1", port=port, ssl_context=ctx)
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+impl PrivateSmtp {
+    fn start(script: &str, args: &[&str]) -> Self {
         use std::io::BufRead as _;
         let port = flextime_testkit::server::free_port().unwrap();
         let mut child = std::process::Command::new("/usr/bin/python3")
-            .args(["-c", AUTH_SERVER, &port.to_string()])
+            .args(["-c", script, &port.to_string()])
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -462,16 +486,86 @@ impl AuthServer {
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "ready", "aiosmtpd with AUTH did not start");
+        assert_eq!(line.trim(), "ready", "the private aiosmtpd did not start");
         Self { child, port }
     }
 }
 
-impl Drop for AuthServer {
+impl Drop for PrivateSmtp {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A self-signed server certificate for 127.0.0.1 (not a CA, as rustls
+/// wants of a server certificate): `(cert.pem, key.pem)` in `dir`.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl could not make a certificate");
+    (cert, key)
+}
+
+#[tokio::test]
+async fn smtp_starttls_and_implicit_tls_verify_the_server() {
+    if flextime_testkit::require(Peer::Smtp, "smtp_tls").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let pem = std::fs::read(&cert).unwrap();
+    let msg = EmailMessage::new("desk@example.com", "Over TLS")
+        .to("ana@example.test")
+        .text("x");
+    for (mode, scheme) in [("starttls", "smtp+starttls"), ("implicit", "smtps")] {
+        let server = PrivateSmtp::start(
+            TLS_SERVER,
+            &[mode, cert.to_str().unwrap(), key.to_str().unwrap()],
+        );
+        let url = format!("{scheme}://127.0.0.1:{}", server.port);
+        let trusted = Smtp::builder(&url)
+            .unwrap()
+            .add_root_certificate_pem(&pem)
+            .build()
+            .unwrap();
+        let receipt = trusted.send(&msg).await.unwrap();
+        assert!(receipt.detail.unwrap().starts_with("250"), "{mode}");
+        // Only the Mozilla roots: the self-signed certificate is refused.
+        let err = Smtp::from_url(&url).unwrap().send(&msg).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{mode}: {err}");
+        if mode == "starttls" {
+            // The plain scheme against a server that requires STARTTLS:
+            // 530 "must issue a STARTTLS command first", nothing sent.
+            let plain = format!("smtp://127.0.0.1:{}", server.port);
+            let err = Smtp::from_url(&plain)
+                .unwrap()
+                .send(&msg)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+        }
     }
 }
 
@@ -480,7 +574,7 @@ async fn smtp_authenticates_and_refused_credentials_are_unauthorized() {
     if flextime_testkit::require(Peer::Smtp, "smtp_auth").is_none() {
         return;
     }
-    let server = AuthServer::start();
+    let server = PrivateSmtp::start(AUTH_SERVER, &[]);
     let msg = EmailMessage::new("desk@example.com", "Hi")
         .to("ana@example.test")
         .text("x");

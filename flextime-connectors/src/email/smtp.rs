@@ -11,7 +11,9 @@
 //! Credentials go in the URL (`smtps://user:pass@host`, percent-encoded) or
 //! through [`SmtpBuilder::credentials`]; the password is a
 //! [`Secret`] and never appears in Debug output, logs or errors. TLS
-//! certificates are checked against the Mozilla roots (webpki-roots).
+//! certificates are checked against the Mozilla roots (webpki-roots) and
+//! any root added with [`SmtpBuilder::add_root_certificate_pem`] (a private
+//! CA or a self-signed server); host names are always checked.
 //!
 //! # The MIME layout
 //!
@@ -43,6 +45,7 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment as MimeAttachment, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{EmailMessage, EmailReceipt, EmailSender, Mailbox};
@@ -69,6 +72,7 @@ pub struct SmtpBuilder {
     password: Option<Secret>,
     pool_max: u32,
     timeout: Duration,
+    roots: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for SmtpBuilder {
@@ -97,6 +101,13 @@ impl SmtpBuilder {
         self
     }
 
+    /// Also trusts this root certificate (PEM) for TLS, besides the Mozilla
+    /// roots: a private CA, or a self-signed server certificate.
+    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        self.roots.push(pem.to_vec());
+        self
+    }
+
     /// The timeout of each SMTP command, connecting included (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -112,19 +123,23 @@ impl SmtpBuilder {
                 "smtp: the sender must be built inside a Tokio runtime (its pool runs a task)",
             ));
         }
-        let tls_error =
-            |e: lettre::transport::smtp::Error| Error::invalid_input(format!("smtp: {e}"));
+        let tls = |host: &str| -> Result<TlsParameters> {
+            let mut params = TlsParameters::builder(host.to_owned());
+            for pem in &self.roots {
+                let cert = Certificate::from_pem(pem).map_err(|e| {
+                    Error::invalid_input(format!("smtp: a root certificate is not PEM: {e}"))
+                })?;
+                params = params.add_root_certificate(cert);
+            }
+            params
+                .build()
+                .map_err(|e| Error::invalid_input(format!("smtp: TLS settings: {e}")))
+        };
+        let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone());
         let builder = match self.security {
-            SmtpSecurity::Plain => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
-            }
-            SmtpSecurity::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)
-                    .map_err(tls_error)?
-            }
-            SmtpSecurity::ImplicitTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&self.host).map_err(tls_error)?
-            }
+            SmtpSecurity::Plain => plain.tls(Tls::None),
+            SmtpSecurity::StartTls => plain.tls(Tls::Required(tls(&self.host)?)),
+            SmtpSecurity::ImplicitTls => plain.tls(Tls::Wrapper(tls(&self.host)?)),
         };
         let mut builder = builder
             .port(self.port)
@@ -213,6 +228,7 @@ impl Smtp {
             password,
             pool_max: 4,
             timeout: Duration::from_secs(30),
+            roots: Vec::new(),
         })
     }
 
