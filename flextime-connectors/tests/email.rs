@@ -983,6 +983,34 @@ async fn postmark_request_shape_and_batch_results() {
         results[3].as_ref().unwrap().message_id.as_deref(),
         Some("pm-2")
     );
+
+    // 501 messages: two requests (500 + 1), 501 results in order.
+    let many: Vec<EmailMessage> = (0..501)
+        .map(|i| ok(&format!("user{i}@example.com")))
+        .collect();
+    let before = request_count(&state);
+    let results = pm.send_batch(&many).await.unwrap();
+    assert_eq!(request_count(&state) - before, 2);
+    assert_eq!(results.len(), 501);
+    assert!(results.iter().all(Result::is_ok));
+    let last = state.lock().unwrap().requests.last().unwrap().2.clone();
+    assert_eq!(last[0]["To"], "user500@example.com");
+
+    // Limits checked before any request.
+    let mut crowded = ok("a@example.com");
+    for i in 0..50 {
+        crowded = crowded.cc(format!("cc{i}@example.com"));
+    }
+    assert_eq!(
+        pm.send(&crowded).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let too_many = vec![ok("a@example.com"); flextime_connectors::email::MAX_BATCH + 1];
+    assert_eq!(
+        pm.send_batch(&too_many).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(request_count(&state) - before, 2);
 }
 
 #[tokio::test]

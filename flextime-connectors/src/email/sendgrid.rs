@@ -184,3 +184,31 @@ impl Connector for SendGrid {
         self.http.get("v3/scopes").send().await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use flextime_core::ErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn limits_are_checked_before_any_request() {
+        let mut m = EmailMessage::new("a@example.com", "s").text("t");
+        for i in 0..=MAX_RECIPIENTS {
+            m = m.bcc(format!("r{i}@example.com"));
+        }
+        let e = SendGrid::body(&m).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("1001 recipients"), "{e}");
+        let html_only = EmailMessage::new("a@example.com", "s")
+            .to("b@example.com")
+            .html("<p>x</p>");
+        let body = SendGrid::body(&html_only).unwrap();
+        assert_eq!(
+            body["content"],
+            json!([{"type": "text/html", "value": "<p>x</p>"}])
+        );
+        assert!(body.get("attachments").is_none());
+        assert!(body["personalizations"][0].get("custom_args").is_none());
+    }
+}
