@@ -13,12 +13,16 @@
 //!   `twilio` feature; [`payments::PaymentGateway`], and Stripe behind the
 //!   `stripe` feature. The `webhooks` feature verifies Twilio status
 //!   callbacks and Stripe events with flextime-webhooks' verifiers.
+//! - [`email`]: the [`EmailSender`](email::EmailSender) trait with SMTP
+//!   (`smtp`), SendGrid (`sendgrid`) and Postmark (`postmark`) senders and
+//!   iTIP calendar invitations.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod analytics;
 #[cfg(feature = "caldav")]
 pub mod caldav;
 pub mod calendar;
+pub mod email;
 #[cfg(feature = "google-calendar")]
 pub mod google_calendar;
 pub mod http;

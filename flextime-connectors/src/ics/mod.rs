@@ -35,6 +35,7 @@
 //! ```
 
 pub mod feed;
+pub mod itip;
 pub mod mapping;
 pub mod parser;
 pub mod timezone;
