@@ -264,12 +264,6 @@ pub fn item_to_graph(item: &ScheduleItem) -> Value {
     body
 }
 
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 impl MicrosoftGraph {
     /// A builder authenticating with `auth` (normally [`Auth::OAuth2`]).
     pub fn builder(auth: Auth) -> MicrosoftGraphBuilder {
@@ -331,7 +325,7 @@ impl MicrosoftGraph {
         let to = (now + self.window_future).format("%Y-%m-%dT%H:%M:%SZ");
         format!(
             "me/calendars/{}/calendarView/delta?startDateTime={from}&endDateTime={to}",
-            seg(calendar)
+            crate::http::path_segment(calendar)
         )
     }
 
@@ -442,7 +436,10 @@ impl CalendarProvider for MicrosoftGraph {
         body["transactionId"] = json!(format!("flextime:{}", item.id));
         let created: Value = self
             .http
-            .post(&format!("me/calendars/{}/events", seg(calendar)))
+            .post(&format!(
+                "me/calendars/{}/events",
+                crate::http::path_segment(calendar)
+            ))
             .idempotent(true)
             .json(&body)
             .send_json()
@@ -465,7 +462,7 @@ impl CalendarProvider for MicrosoftGraph {
     ) -> Result<EventRef> {
         let mut req = self
             .http
-            .patch(&format!("me/events/{}", seg(id)))
+            .patch(&format!("me/events/{}", crate::http::path_segment(id)))
             .idempotent(true)
             .json(&item_to_graph(item));
         if let Some(etag) = etag {
@@ -481,7 +478,7 @@ impl CalendarProvider for MicrosoftGraph {
     async fn delete_event(&self, _calendar: &str, id: &str, etag: Option<&str>) -> Result<()> {
         let mut req = self
             .http
-            .delete(&format!("me/events/{}", seg(id)))
+            .delete(&format!("me/events/{}", crate::http::path_segment(id)))
             .allow_status(StatusCode::NOT_FOUND);
         if let Some(etag) = etag {
             req = req.header("If-Match", etag);
@@ -497,7 +494,7 @@ impl CalendarProvider for MicrosoftGraph {
     ) -> Result<Vec<BusyPeriod>> {
         let first = format!(
             "me/calendars/{}/calendarView?startDateTime={}&endDateTime={}",
-            seg(calendar),
+            crate::http::path_segment(calendar),
             from.format("%Y-%m-%dT%H:%M:%SZ"),
             to.format("%Y-%m-%dT%H:%M:%SZ"),
         );

@@ -163,12 +163,6 @@ impl ListError {
     }
 }
 
-fn path_segment(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 impl GoogleCalendar {
     /// A builder authenticating with `auth` (normally
     /// [`Auth::OAuth2`]); requests are limited to 10 per second by default.
@@ -194,14 +188,14 @@ impl GoogleCalendar {
     }
 
     fn events_path(calendar: &str) -> String {
-        format!("calendars/{}/events", path_segment(calendar))
+        format!("calendars/{}/events", crate::http::path_segment(calendar))
     }
 
     fn event_path(calendar: &str, id: &str) -> String {
         format!(
             "calendars/{}/events/{}",
-            path_segment(calendar),
-            path_segment(id)
+            crate::http::path_segment(calendar),
+            crate::http::path_segment(id)
         )
     }
 

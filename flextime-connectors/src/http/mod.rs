@@ -24,3 +24,11 @@ pub use client::{
 pub use oauth2::{AuthEvent, OAuth2Config, OAuth2Session, TokenSet};
 pub use paginate::{Page, collect_all, collect_sync, items, next_link, paginate};
 pub use ratelimit::{RateLimitHeaders, parse_retry_after, parse_retry_after_value};
+
+/// `s` percent-encoded for use as one path segment (`/`, `?`, `#`, spaces and
+/// non-ASCII all escaped), for ids that go into URL paths.
+pub fn path_segment(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

@@ -211,7 +211,10 @@ impl Notion {
     /// Every page of the data source edited at or after `since` (all pages
     /// when `None`), page by page.
     pub fn query_pages(&self, since: Option<DateTime<Utc>>) -> BoxStream<'_, Result<Page<Value>>> {
-        let path = format!("v1/data_sources/{}/query", self.data_source);
+        let path = format!(
+            "v1/data_sources/{}/query",
+            crate::http::path_segment(&self.data_source)
+        );
         paginate(None, move |cursor: Option<String>| {
             let mut body = json!({"page_size": 100});
             if let Some(since) = since {
@@ -245,7 +248,7 @@ impl Notion {
     /// One page.
     pub async fn retrieve_page(&self, page_id: &str) -> Result<Value> {
         self.http
-            .get(&format!("v1/pages/{page_id}"))
+            .get(&format!("v1/pages/{}", crate::http::path_segment(page_id)))
             .send_json()
             .await
     }
@@ -272,7 +275,7 @@ impl Notion {
         }
         let body = json!({"properties": mapping::item_to_properties(item, &self.mapping)});
         self.http
-            .patch(&format!("v1/pages/{page_id}"))
+            .patch(&format!("v1/pages/{}", crate::http::path_segment(page_id)))
             .idempotent(true)
             .json(&body)
             .send_json()
@@ -285,7 +288,7 @@ impl Notion {
             self.expect_unchanged(page_id, expected).await?;
         }
         self.http
-            .patch(&format!("v1/pages/{page_id}"))
+            .patch(&format!("v1/pages/{}", crate::http::path_segment(page_id)))
             .idempotent(true)
             .json(&json!({"in_trash": true}))
             .send()
