@@ -53,7 +53,7 @@ struct Args {
     /// Prefill the customer's email.
     #[arg(long)]
     customer_email: Option<String>,
-    /// The line item's name (default "Deposit for booking <id>").
+    /// The line item's name (default `Deposit for booking <id>`).
     #[arg(long)]
     product_name: Option<String>,
     /// Authorise now, capture later (a hold).
