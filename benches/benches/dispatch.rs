@@ -108,6 +108,7 @@ async fn flextime(
     let retried = Arc::new(AtomicUsize::new(0));
     let notify = Arc::new(Notify::new());
     let (d2, n2, r2) = (Arc::clone(&done), Arc::clone(&notify), Arc::clone(&retried));
+    let total = events.len();
     let dispatcher = Dispatcher::builder()
         .store(store)
         .config(DispatcherConfig {
@@ -124,8 +125,11 @@ async fn flextime(
                 if o.attempts > 1 {
                     r2.fetch_add(1, Ordering::Relaxed);
                 }
-                d2.fetch_add(1, Ordering::Relaxed);
-                n2.notify_one();
+                // Wake the timing task once, at the end, as the plain
+                // loop's harness does (it joins its tasks), not per delivery.
+                if d2.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                    n2.notify_one();
+                }
             }
         })
         .start()

@@ -309,7 +309,8 @@ impl Drop for Dispatcher {
 }
 
 struct EndpointRuntime {
-    endpoint: Mutex<Endpoint>,
+    /// Shared with in-flight attempts; changed copy-on-write.
+    endpoint: Mutex<Arc<Endpoint>>,
     url: Option<url::Url>,
     semaphore: Arc<Semaphore>,
     limiter: Option<RateLimiter>,
@@ -321,8 +322,17 @@ struct EndpointRuntime {
 }
 
 impl EndpointRuntime {
-    fn snapshot(&self) -> Endpoint {
-        lock(&self.endpoint).clone()
+    /// The endpoint as it stands now (a cheap shared copy).
+    fn snapshot(&self) -> Arc<Endpoint> {
+        Arc::clone(&lock(&self.endpoint))
+    }
+
+    /// Changes the endpoint (copy-on-write) and returns the new state.
+    fn update(&self, f: impl FnOnce(&mut Endpoint)) -> Endpoint {
+        let mut guard = lock(&self.endpoint);
+        let ep = Arc::make_mut(&mut guard);
+        f(ep);
+        ep.clone()
     }
 }
 
@@ -412,7 +422,7 @@ impl Inner {
                     .map(|o| lock(&o.order).clone())
                     .unwrap_or_default(),
             ),
-            endpoint: Mutex::new(ep.clone()),
+            endpoint: Mutex::new(Arc::new(ep.clone())),
         });
         self.endpoints
             .write()
@@ -636,7 +646,8 @@ impl Inner {
         } else {
             permit.failure();
         }
-        let attempt = result.attempt.clone();
+        // Only a failure needs its own copy (for the AttemptFailed event).
+        let failed_attempt = (!ok).then(|| result.attempt.clone());
         record.push_attempt(result.attempt);
         if ok {
             record.status = DeliveryStatus::Delivered;
@@ -646,6 +657,9 @@ impl Inner {
             self.endpoint_succeeded(rt).await;
             return;
         }
+        let Some(attempt) = failed_attempt else {
+            return;
+        };
         tracing::debug!(endpoint = %endpoint.id, attempt = number, status = ?attempt.status, error = ?attempt.error, "webhook attempt failed");
         if gone {
             record.status = DeliveryStatus::EndpointDisabled;
@@ -656,10 +670,15 @@ impl Inner {
             return;
         }
         let since = {
-            let mut ep = lock(&rt.endpoint);
-            let first = ep.failing_since.is_none();
-            let since = *ep.failing_since.get_or_insert(finished);
-            (since, first.then(|| ep.clone()))
+            let current = rt.snapshot();
+            if let Some(since) = current.failing_since {
+                (since, None)
+            } else {
+                let ep = rt.update(|ep| {
+                    ep.failing_since.get_or_insert(finished);
+                });
+                (ep.failing_since.unwrap_or(finished), Some(ep))
+            }
         };
         if let Some(ep) = since.1
             && let Err(e) = self.store.save_endpoint(&ep).await
@@ -765,9 +784,11 @@ impl Inner {
     }
 
     async fn endpoint_succeeded(&self, rt: &EndpointRuntime) {
-        let changed = {
-            let mut ep = lock(&rt.endpoint);
-            ep.failing_since.take().map(|_| ep.clone())
+        // The hot path: a healthy endpoint is only read, never copied.
+        let changed = if rt.snapshot().failing_since.is_some() {
+            Some(rt.update(|ep| ep.failing_since = None))
+        } else {
+            None
         };
         if let Some(ep) = changed
             && let Err(e) = self.store.save_endpoint(&ep).await
@@ -778,10 +799,11 @@ impl Inner {
 
     async fn disable(&self, rt: &EndpointRuntime, reason: DisableReason) {
         let ep = {
-            let mut ep = lock(&rt.endpoint);
-            if !ep.enabled {
+            let mut guard = lock(&rt.endpoint);
+            if !guard.enabled {
                 return;
             }
+            let ep = Arc::make_mut(&mut guard);
             ep.enabled = false;
             ep.disabled_reason = Some(reason.to_string());
             ep.clone()
@@ -858,7 +880,7 @@ impl Dispatcher {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
         if let Some(rt) = rt {
-            lock(&rt.endpoint).enabled = false;
+            rt.update(|ep| ep.enabled = false);
             let rest: Vec<DeliveryRecord> = lock(&self.inner.pending)
                 .values()
                 .filter(|e| e.record.endpoint_id == id && !e.running)
@@ -873,7 +895,7 @@ impl Dispatcher {
 
     /// An endpoint as it stands now.
     pub fn endpoint(&self, id: &str) -> Option<Endpoint> {
-        self.inner.runtime(id).map(|rt| rt.snapshot())
+        self.inner.runtime(id).map(|rt| (*rt.snapshot()).clone())
     }
 
     /// The state of an endpoint's circuit breaker.
@@ -889,7 +911,7 @@ impl Dispatcher {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .map(|rt| rt.snapshot())
+            .map(|rt| (*rt.snapshot()).clone())
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
@@ -901,13 +923,11 @@ impl Dispatcher {
             .inner
             .runtime(id)
             .ok_or_else(|| Error::not_found(format!("no endpoint {id:?}")))?;
-        let ep = {
-            let mut ep = lock(&rt.endpoint);
+        let ep = rt.update(|ep| {
             ep.enabled = true;
             ep.disabled_reason = None;
             ep.failing_since = None;
-            ep.clone()
-        };
+        });
         rt.breaker.reset();
         self.inner.store.save_endpoint(&ep).await?;
         self.inner.emit(DispatcherEvent::EndpointEnabled {
@@ -936,7 +956,8 @@ impl Dispatcher {
             .ok_or_else(|| Error::not_found(format!("no endpoint {id:?}")))?;
         let new = new.unwrap_or_else(|| generate_secret(32));
         let ep = {
-            let mut ep = lock(&rt.endpoint);
+            let mut guard = lock(&rt.endpoint);
+            let ep = Arc::make_mut(&mut guard);
             ep.rotate(
                 new.clone(),
                 self.inner.clock.now(),
