@@ -90,6 +90,8 @@ struct Inner {
     state: CircuitState,
     consecutive: u32,
     window: VecDeque<(DateTime<Utc>, bool)>,
+    /// Failures in `window`, kept as calls enter and leave it.
+    window_failures: usize,
     probes_in_flight: u32,
     probe_successes: u32,
 }
@@ -150,6 +152,7 @@ impl CircuitBreaker {
                 state: CircuitState::Closed,
                 consecutive: 0,
                 window: VecDeque::new(),
+                window_failures: 0,
                 probes_in_flight: 0,
                 probe_successes: 0,
             })),
@@ -190,6 +193,7 @@ impl CircuitBreaker {
         if to == CircuitState::Closed {
             inner.consecutive = 0;
             inner.window.clear();
+            inner.window_failures = 0;
         }
     }
 
@@ -260,16 +264,22 @@ impl CircuitBreaker {
             CircuitState::Closed => {
                 inner.consecutive = if ok { 0 } else { inner.consecutive + 1 };
                 inner.window.push_back((now, ok));
+                if !ok {
+                    inner.window_failures += 1;
+                }
                 let horizon = now
                     - chrono::Duration::from_std(self.config.window)
                         .unwrap_or(chrono::Duration::MAX);
                 while inner.window.front().is_some_and(|(at, _)| *at < horizon)
                     || inner.window.len() > MAX_WINDOW_ENTRIES
                 {
-                    inner.window.pop_front();
+                    if inner.window.pop_front().is_some_and(|(_, ok)| !ok) {
+                        inner.window_failures -= 1;
+                    }
                 }
                 let calls = inner.window.len();
-                let failures = inner.window.iter().filter(|(_, ok)| !ok).count();
+                let failures = inner.window_failures;
+                debug_assert_eq!(failures, inner.window.iter().filter(|(_, ok)| !ok).count());
                 #[allow(clippy::cast_precision_loss)]
                 let ratio_tripped = calls >= self.config.min_calls as usize
                     && calls > 0

@@ -20,6 +20,7 @@ use super::store::{
     Attempt, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore, MemoryStore, SharedText,
 };
 use super::worker;
+use crate::verify::standard::StandardWebhooks;
 
 /// Final outcomes handed to a group-committing store and not yet committed, at most.
 const UNCOMMITTED_FINALS: usize = 8192;
@@ -319,12 +320,50 @@ struct EndpointRuntime {
     blocked: Mutex<Vec<QueueEntry>>,
     /// Ordered endpoints: pending deliveries in order; only the first is scheduled.
     order: Mutex<BTreeSet<(DateTime<Utc>, u64, String)>>,
+    /// The signer of the last endpoint version seen, and until when its set
+    /// of active secrets holds (decoding secrets per attempt is waste).
+    signer: Mutex<Option<CachedSigner>>,
+}
+
+struct CachedSigner {
+    endpoint: Arc<Endpoint>,
+    until: Option<DateTime<Utc>>,
+    signer: Arc<StandardWebhooks>,
 }
 
 impl EndpointRuntime {
     /// The endpoint as it stands now (a cheap shared copy).
     fn snapshot(&self) -> Arc<Endpoint> {
         Arc::clone(&lock(&self.endpoint))
+    }
+
+    /// The signer for `endpoint` (this runtime's current version) at `now`.
+    fn signer(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<StandardWebhooks>> {
+        let mut cached = lock(&self.signer);
+        if let Some(c) = cached.as_ref()
+            && Arc::ptr_eq(&c.endpoint, endpoint)
+            && c.until.is_none_or(|until| now < until)
+        {
+            return Ok(Arc::clone(&c.signer));
+        }
+        let signer = Arc::new(endpoint.signer(now)?);
+        // The active set changes when the next grace period ends.
+        let until = endpoint
+            .secrets
+            .iter()
+            .filter_map(|s| s.expires_at)
+            .filter(|t| *t > now)
+            .min();
+        *cached = Some(CachedSigner {
+            endpoint: Arc::clone(endpoint),
+            until,
+            signer: Arc::clone(&signer),
+        });
+        Ok(signer)
     }
 
     /// Changes the endpoint (copy-on-write) and returns the new state.
@@ -423,6 +462,7 @@ impl Inner {
                     .unwrap_or_default(),
             ),
             endpoint: Mutex::new(Arc::new(ep.clone())),
+            signer: Mutex::new(None),
         });
         self.endpoints
             .write()
@@ -615,10 +655,12 @@ impl Inner {
             }
         };
         let number = record.attempt_count + 1;
+        let signer = rt.signer(&endpoint, now);
         let result = worker::attempt(
             &self.client,
             &self.config.ssrf,
             &endpoint,
+            signer,
             rt.url.as_ref(),
             &record,
             number,
@@ -744,11 +786,13 @@ impl Inner {
         let write = {
             let this = Arc::clone(self);
             async move {
-                if let Err(e) = this.store.save_deliveries(vec![record.clone()]).await {
-                    tracing::warn!(delivery = %record.id, error = %e, "could not record a final outcome");
+                let outcome = ours.then(|| Outcome::of(&record));
+                let id = record.id.clone();
+                if let Err(e) = this.store.save_deliveries(vec![record]).await {
+                    tracing::warn!(delivery = %id, error = %e, "could not record a final outcome");
                 }
-                if ours {
-                    this.emit(DispatcherEvent::Finished(Outcome::of(&record)));
+                if let Some(outcome) = outcome {
+                    this.emit(DispatcherEvent::Finished(outcome));
                 }
             }
         };

@@ -1,5 +1,6 @@
 //! One HTTP attempt: build the signed request, send it, classify the answer.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -10,6 +11,7 @@ use super::endpoint::Endpoint;
 use super::schedule::parse_retry_after;
 use super::ssrf::{SsrfGuard, refused_in};
 use super::store::{Attempt, DeliveryRecord, RESPONSE_BODY_KEPT};
+use crate::verify::standard::StandardWebhooks;
 
 /// What an attempt came to.
 #[derive(Debug)]
@@ -28,11 +30,11 @@ impl AttemptResult {
 /// Build the request headers of one attempt (Standard Webhooks + custom).
 pub(crate) fn headers(
     endpoint: &Endpoint,
+    signer: &StandardWebhooks,
     delivery: &DeliveryRecord,
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<HeaderMap, Error> {
-    let signer = endpoint.signer(now)?;
     let ts = now.timestamp();
     let signature = signer.sign(&delivery.message_id, ts, body);
     let mut h = HeaderMap::with_capacity(4 + endpoint.headers.len());
@@ -62,10 +64,12 @@ pub(crate) fn headers(
 }
 
 /// Make one attempt.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn attempt(
     client: &reqwest::Client,
     guard: &SsrfGuard,
     endpoint: &Endpoint,
+    signer: Result<Arc<StandardWebhooks>, Error>,
     url: Option<&url::Url>,
     delivery: &DeliveryRecord,
     number: u32,
@@ -100,7 +104,7 @@ pub(crate) async fn attempt(
         return fail(attempt, &e);
     }
     let body = delivery.body_bytes();
-    let headers = match headers(endpoint, delivery, &body, now) {
+    let headers = match signer.and_then(|signer| headers(endpoint, &signer, delivery, &body, now)) {
         Ok(h) => h,
         Err(e) => return fail(attempt, &e),
     };
