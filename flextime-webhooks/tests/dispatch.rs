@@ -688,3 +688,43 @@ async fn a_rate_limited_endpoint_delays_without_spending_attempts() {
     }
     assert_eq!(rx_http.drain().len(), 30);
 }
+
+/// The signer is cached per endpoint version: a rotation after deliveries
+/// were signed must still add the new secret, and the old one must stop
+/// signing when its grace period ends.
+#[tokio::test]
+async fn a_cached_signer_follows_rotation_and_the_end_of_the_grace_period() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mut rx_http = TestReceiver::start().await;
+    let d = start(config(&[0]), Some(Arc::new(clock.clone()))).await;
+    d.add_endpoint(Endpoint::new("ep", &rx_http.url).with_secret(SECRET))
+        .await
+        .unwrap();
+    let mut events = d.subscribe();
+    let count = |s: &str| s.split(' ').filter(|e| e.starts_with("v1,")).count();
+    d.send(&event("a.b", 1)).await.unwrap();
+    finished(&mut events).await;
+    let before = rx_http.next().await;
+    assert_eq!(count(before.header("webhook-signature")), 1);
+
+    let new = d.rotate_secret("ep", None).await.unwrap();
+    d.send(&event("a.b", 2)).await.unwrap();
+    finished(&mut events).await;
+    let during = rx_http.next().await;
+    assert_eq!(count(during.header("webhook-signature")), 2);
+    assert!(during.verifies_with(new.expose()));
+
+    clock.advance(Duration::from_secs(25 * 3600));
+    d.send(&event("a.b", 3)).await.unwrap();
+    finished(&mut events).await;
+    let after = rx_http.next().await;
+    assert_eq!(
+        count(after.header("webhook-signature")),
+        1,
+        "the old secret's grace ended"
+    );
+    // The receiver's clock is the dispatcher's, a day ahead of the real one.
+    let at = flextime_core::Clock::now(&clock).timestamp();
+    assert!(after.verifies_with_at(new.expose(), at));
+    assert!(!after.verifies_with_at(SECRET, at));
+}

@@ -52,6 +52,12 @@ impl Seen {
 
     /// Whether flextime's own Standard Webhooks verifier accepts it with `secret` alone.
     pub fn verifies_with(&self, secret: &str) -> bool {
+        self.verifies_with_at(secret, chrono::Utc::now().timestamp())
+    }
+
+    /// Whether the signature verifies with `secret` for a receiver whose
+    /// clock reads `now` (unix seconds).
+    pub fn verifies_with_at(&self, secret: &str, now: i64) -> bool {
         let v = StandardWebhooks::new([secret.into()], Tolerance::DEFAULT).unwrap();
         let uri = Uri::from_static("/hooks");
         v.verify(
@@ -61,7 +67,7 @@ impl Seen {
                 headers: &self.headers,
                 body: &self.body,
             },
-            chrono::Utc::now().timestamp(),
+            now,
         )
         .is_ok()
     }
