@@ -97,6 +97,21 @@ pub struct EventSync {
     /// is a full listing: the caller should treat events it knows but that are
     /// not in `changes` as deleted.
     pub full_resync: bool,
+    /// Events reported but not readable; they are left out of `changes`
+    /// and the token still advances, so one bad event cannot stall a sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedEvent>,
+}
+
+/// An event a provider reported but that could not be read as a schedule
+/// item (a malformed object, a missing start). It is not in
+/// [`EventSync::changes`]; the caller decides whether to alert on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedEvent {
+    /// The provider's id of the event.
+    pub id: String,
+    /// Why it could not be read.
+    pub reason: String,
 }
 
 /// A busy interval from a free/busy query.
@@ -226,6 +241,14 @@ impl<P: CalendarProvider + ?Sized + 'static> Source for CalendarSource<P> {
             .sync_events(&self.calendar, since.as_ref().map(Checkpoint::as_str))
             .await?;
         let full = sync.full_resync;
+        for skipped in &sync.skipped {
+            tracing::warn!(
+                source = %self.name,
+                event = %skipped.id,
+                reason = %skipped.reason,
+                "calendar event skipped: it cannot be read as a schedule item"
+            );
+        }
         let changes = sync
             .changes
             .into_iter()

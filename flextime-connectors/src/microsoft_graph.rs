@@ -428,6 +428,7 @@ impl CalendarProvider for MicrosoftGraph {
             changes,
             next_token: delta,
             full_resync,
+            skipped: Vec::new(),
         })
     }
 

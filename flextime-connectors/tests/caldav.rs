@@ -792,6 +792,10 @@ async fn truncated_sync_continues_and_rejected_tokens_resync() {
         ]
     );
     assert_eq!(uids(&sync), ["a", "b"]);
+    // ... but reported, so the caller can alert on it
+    let skipped: Vec<&str> = sync.skipped.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(skipped, ["/cal/bad.ics"]);
+    assert!(!sync.skipped[0].reason.is_empty());
 
     let sync = caldav.sync_events("/cal/", Some("stale")).await.unwrap();
     assert!(sync.full_resync);

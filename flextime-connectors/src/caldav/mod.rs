@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::calendar::{
     BusyPeriod, CalendarInfo, CalendarProvider, EventChange, EventRef, EventSync, RemoteEvent,
+    SkippedEvent,
 };
 use crate::http::{Auth, HttpClient, Response};
 use crate::{Capability, Connector, ics};
@@ -237,8 +238,9 @@ fn to_remote(object: CalendarObject) -> Result<Option<RemoteEvent>> {
 
 /// Maps objects to events, skipping (with a warning) any the mapping
 /// refuses so one bad object does not hide the others.
-fn to_remotes(objects: Vec<CalendarObject>) -> Vec<RemoteEvent> {
+fn to_remotes(objects: Vec<CalendarObject>) -> (Vec<RemoteEvent>, Vec<SkippedEvent>) {
     let mut out = Vec::with_capacity(objects.len());
+    let mut skipped = Vec::new();
     for object in objects {
         let href = object.href.clone();
         match to_remote(object) {
@@ -246,10 +248,14 @@ fn to_remotes(objects: Vec<CalendarObject>) -> Vec<RemoteEvent> {
             Ok(None) => tracing::debug!(href, "caldav: not an event, skipped"),
             Err(e) => {
                 tracing::warn!(href, error = %e, "caldav: unreadable calendar object skipped");
+                skipped.push(SkippedEvent {
+                    id: href,
+                    reason: e.to_string(),
+                });
             }
         }
     }
-    out
+    (out, skipped)
 }
 
 impl CalDavConnector {
@@ -737,7 +743,7 @@ impl CalDavConnector {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<RemoteEvent>> {
-        Ok(to_remotes(self.query_objects(calendar, from, to).await?))
+        Ok(to_remotes(self.query_objects(calendar, from, to).await?).0)
     }
 
     /// Reads one event with `GET`; `None` when it does not exist (or holds
@@ -798,7 +804,8 @@ impl CalDavConnector {
             .map(String::as_str)
             .collect();
         let (objects, gone) = self.fetch_objects(url.as_str(), &changed).await?;
-        let mut events: HashMap<String, RemoteEvent> = to_remotes(objects)
+        let (readable, skipped) = to_remotes(objects);
+        let mut events: HashMap<String, RemoteEvent> = readable
             .into_iter()
             .map(|e| (decode_path(&e.id), e))
             .collect();
@@ -834,6 +841,7 @@ impl CalDavConnector {
             changes,
             next_token: listing.token,
             full_resync,
+            skipped,
         })
     }
 

@@ -425,6 +425,7 @@ impl CalendarProvider for GoogleCalendar {
             changes,
             next_token,
             full_resync,
+            skipped: Vec::new(),
         })
     }
 
