@@ -372,6 +372,15 @@ impl<B: AnalyticsBackend> Drop for Batcher<B> {
         if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
+        let left = lock(&self.shared.queue).len();
+        if left > 0 {
+            // Dropped without `shutdown()`: say what is lost, loudly.
+            tracing::error!(
+                backend = self.shared.backend.name(),
+                events = left,
+                "analytics sink dropped with events not sent; call shutdown() to flush them"
+            );
+        }
     }
 }
 
