@@ -719,6 +719,19 @@ pub(crate) fn unix_millis(time: DateTime<Utc>) -> u64 {
     u64::try_from(time.timestamp_millis()).unwrap_or(0)
 }
 
+/// A due time in Unix milliseconds, rounded up: a delayed message stamped
+/// with it is never released before `time` (rounding down released it up to
+/// a millisecond early).
+#[allow(dead_code)] // used by the broker backends
+pub(crate) fn unix_millis_due(time: DateTime<Utc>) -> u64 {
+    let ms = unix_millis(time);
+    if time.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        ms
+    } else {
+        ms + 1
+    }
+}
+
 /// The time of Unix milliseconds (now when out of range).
 #[allow(dead_code)] // used by the broker backends
 pub(crate) fn from_unix_millis(ms: u64) -> DateTime<Utc> {
@@ -764,6 +777,16 @@ pub(crate) fn max_attempts_reason(max: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_times_round_up_to_the_next_millisecond() {
+        let exact = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        assert_eq!(unix_millis_due(exact), 1_700_000_000_123);
+        let later = exact + chrono::Duration::microseconds(23);
+        assert_eq!(unix_millis(later), 1_700_000_000_123);
+        assert_eq!(unix_millis_due(later), 1_700_000_000_124);
+        assert!(from_unix_millis(unix_millis_due(later)) >= later);
+    }
 
     #[test]
     fn json_round_trip_and_headers() {

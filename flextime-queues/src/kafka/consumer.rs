@@ -17,7 +17,7 @@ use super::{Shared, client_config, from_record, kafka_error};
 use crate::settle::{Settler, TaskConsumer, spawn_settler};
 use crate::{
     Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
-    dead_letter_copy, headers, max_attempts_reason, memory_lock, unix_millis,
+    dead_letter_copy, headers, max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
 };
 
 /// The most records held back for a later due time before reading pauses.
@@ -327,7 +327,7 @@ impl Settler<Token> for Ctx {
                     .map(|d| {
                         let due =
                             chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default();
-                        (headers::NOT_BEFORE, unix_millis(due).to_string())
+                        (headers::NOT_BEFORE, unix_millis_due(due).to_string())
                     })
                     .into_iter()
                     .collect();

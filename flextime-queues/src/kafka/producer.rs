@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use super::{Shared, kafka_error, to_headers};
 use crate::{
     Error, Message, Producer, ProducerOptions, Result, headers, record_published, unix_millis,
+    unix_millis_due,
 };
 
 /// An idempotent producer (`acks=all`); a send returns with the delivery
@@ -104,7 +105,7 @@ impl Producer for KafkaProducer {
         self.produce_all(
             topic,
             std::slice::from_ref(&message),
-            &[(headers::NOT_BEFORE, unix_millis(due).to_string())],
+            &[(headers::NOT_BEFORE, unix_millis_due(due).to_string())],
         )
         .await
     }

@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use super::{Shared, delayed_subject, nats_error, to_headers};
 use crate::{
-    Error, Message, Producer, ProducerOptions, Result, headers, record_published, unix_millis,
+    Error, Message, Producer, ProducerOptions, Result, headers, record_published, unix_millis_due,
 };
 
 /// Publishes with JetStream publish acks.
@@ -84,7 +84,7 @@ impl Producer for NatsProducer {
             .publish(
                 &subject,
                 &message,
-                &[(headers::NOT_BEFORE, unix_millis(due).to_string())],
+                &[(headers::NOT_BEFORE, unix_millis_due(due).to_string())],
             )
             .await?;
         record_published("nats", topic, 1);
