@@ -270,10 +270,11 @@ pub(crate) fn xadd(pipe: &mut redis::Pipeline, stream: &str, message: &Message, 
     });
 }
 
-/// `ZADD key (broker time + delay_ms) member`, on the broker's clock.
+/// `ZADD key (broker time + delay_ms) member`, on the broker's clock; the
+/// time is rounded up to the millisecond so the member is never due early.
 pub(crate) const DELAY_SCRIPT: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
 ";
 
