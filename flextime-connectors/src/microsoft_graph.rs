@@ -461,14 +461,12 @@ impl CalendarProvider for MicrosoftGraph {
         item: &ScheduleItem,
         etag: Option<&str>,
     ) -> Result<EventRef> {
-        let mut req = self
+        let req = self
             .http
             .patch(&format!("me/events/{}", crate::http::path_segment(id)))
             .idempotent(true)
-            .json(&item_to_graph(item));
-        if let Some(etag) = etag {
-            req = req.header("If-Match", etag);
-        }
+            .json(&item_to_graph(item))
+            .if_match(etag);
         let updated: Value = req.send_json().await?;
         Ok(EventRef {
             id: id.to_owned(),
@@ -477,13 +475,11 @@ impl CalendarProvider for MicrosoftGraph {
     }
 
     async fn delete_event(&self, _calendar: &str, id: &str, etag: Option<&str>) -> Result<()> {
-        let mut req = self
+        let req = self
             .http
             .delete(&format!("me/events/{}", crate::http::path_segment(id)))
-            .allow_status(StatusCode::NOT_FOUND);
-        if let Some(etag) = etag {
-            req = req.header("If-Match", etag);
-        }
+            .allow_status(StatusCode::NOT_FOUND)
+            .if_match(etag);
         req.send().await.map(|_| ())
     }
 

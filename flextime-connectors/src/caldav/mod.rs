@@ -847,10 +847,7 @@ impl CalDavConnector {
 
     async fn delete(&self, calendar: &str, id: &str, etag: Option<&str>) -> Result<()> {
         let url = self.object_url(calendar, id)?;
-        let mut req = self.http.delete(url.as_str());
-        if let Some(etag) = etag {
-            req = req.header("If-Match", etag);
-        }
+        let req = self.http.delete(url.as_str()).if_match(etag);
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),

@@ -461,14 +461,12 @@ impl CalendarProvider for GoogleCalendar {
         item: &ScheduleItem,
         etag: Option<&str>,
     ) -> Result<EventRef> {
-        let mut req = self
+        let req = self
             .http
             .patch(&Self::event_path(calendar, id))
             .idempotent(true)
-            .json(&item_to_google(item, &self.origin));
-        if let Some(etag) = etag {
-            req = req.header("If-Match", etag);
-        }
+            .json(&item_to_google(item, &self.origin))
+            .if_match(etag);
         let written: Written = req.send_json().await?;
         if item
             .recurrence
@@ -485,14 +483,12 @@ impl CalendarProvider for GoogleCalendar {
     }
 
     async fn delete_event(&self, calendar: &str, id: &str, etag: Option<&str>) -> Result<()> {
-        let mut req = self
+        let req = self
             .http
             .delete(&Self::event_path(calendar, id))
             .allow_status(StatusCode::NOT_FOUND)
-            .allow_status(StatusCode::GONE);
-        if let Some(etag) = etag {
-            req = req.header("If-Match", etag);
-        }
+            .allow_status(StatusCode::GONE)
+            .if_match(etag);
         req.send().await.map(|_| ())
     }
 

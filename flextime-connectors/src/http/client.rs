@@ -434,6 +434,15 @@ impl RequestBuilder {
         self
     }
 
+    /// `If-Match: etag` when there is one (a version precondition: a stale
+    /// tag makes the peer answer 412, a `Conflict`).
+    pub fn if_match(self, etag: Option<&str>) -> Self {
+        match etag {
+            Some(etag) => self.header("If-Match", etag),
+            None => self,
+        }
+    }
+
     /// Adds query parameters.
     pub fn query<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
         if let Ok(url) = &mut self.url {
