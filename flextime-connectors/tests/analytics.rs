@@ -26,20 +26,9 @@ use flextime_connectors::analytics::{
 };
 use flextime_connectors::http::Auth;
 use flextime_core::ErrorKind;
-use flextime_core::resilience::{Jitter, RetryPolicy};
+use flextime_core::resilience::RetryPolicy;
 use flextime_testkit::{Peer, Vendor};
 use serde_json::{Value, json};
-
-fn retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        factor: 2.0,
-        jitter: Jitter::Full,
-        max_retry_after: Duration::from_secs(2),
-    }
-}
 
 fn events(n: usize) -> Vec<AnalyticsEvent> {
     (0..n)
@@ -146,7 +135,7 @@ async fn mixpanel_import_reports_refused_events_and_retries_rate_limits() {
             project_id: "1".into(),
             auth: Auth::basic("secret", ""),
         },
-        |h| h.retry(retries()),
+        |h| h.retry(support::fast_retries(3)),
     )
     .unwrap();
     state.lock().unwrap().answers.push((400, json!({
@@ -228,7 +217,7 @@ async fn posthog_batches_carry_uuids_and_flush_on_shutdown() {
             .with_state(received.clone()),
     )
     .await;
-    let ph = PostHog::new(&base, "phc_test", |h| h.retry(retries())).unwrap();
+    let ph = PostHog::new(&base, "phc_test", |h| h.retry(support::fast_retries(3))).unwrap();
     let sink = Batcher::new(
         ph,
         BatchConfig {
@@ -256,7 +245,7 @@ async fn posthog_batches_carry_uuids_and_flush_on_shutdown() {
     assert_eq!(got[0]["properties"]["amount"], 2500);
     assert_eq!(got[0]["properties"]["$lib"], "flextime-connectors");
 
-    let wrong = PostHog::new(&base, "phc_wrong", |h| h.retry(retries())).unwrap();
+    let wrong = PostHog::new(&base, "phc_wrong", |h| h.retry(support::fast_retries(3))).unwrap();
     let err = wrong.send(&events(1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     assert!(err.to_string().contains("Project API key invalid"), "{err}");
@@ -275,7 +264,7 @@ async fn mixpanel_track_retries_5xx_and_429_and_types_bad_answers() {
     let mp = Mixpanel::new(&base, MixpanelMode::Track { token: "t".into() }, |h| {
         h.retry(RetryPolicy {
             max_attempts: 4,
-            ..retries()
+            ..support::fast_retries(3)
         })
     })
     .unwrap();
@@ -292,7 +281,7 @@ async fn mixpanel_track_retries_5xx_and_429_and_types_bad_answers() {
     )
     .await;
     let mp = Mixpanel::new(&base, MixpanelMode::Track { token: "t".into() }, |h| {
-        h.retry(retries())
+        h.retry(support::fast_retries(3))
     })
     .unwrap();
     let err = mp.send(&events(1)).await.unwrap_err();
@@ -300,7 +289,7 @@ async fn mixpanel_track_retries_5xx_and_429_and_types_bad_answers() {
     assert!(err.to_string().contains("malformed response body"), "{err}");
     let (_, base) = scripted::start(vec![], Some(text(200, "0"))).await;
     let mp = Mixpanel::new(&base, MixpanelMode::Track { token: "t".into() }, |h| {
-        h.retry(retries())
+        h.retry(support::fast_retries(3))
     })
     .unwrap();
     assert_eq!(
@@ -322,7 +311,7 @@ async fn posthog_retries_5xx_and_429_and_types_bad_answers() {
     let ph = PostHog::new(&base, "phc_test", |h| {
         h.retry(RetryPolicy {
             max_attempts: 4,
-            ..retries()
+            ..support::fast_retries(3)
         })
     })
     .unwrap();
@@ -333,7 +322,7 @@ async fn posthog_retries_5xx_and_429_and_types_bad_answers() {
         Some(Answer::raw(200, "application/json", "{\"status\": ")),
     )
     .await;
-    let ph = PostHog::new(&base, "phc_test", |h| h.retry(retries())).unwrap();
+    let ph = PostHog::new(&base, "phc_test", |h| h.retry(support::fast_retries(3))).unwrap();
     let err = ph.send(&events(1)).await.unwrap_err();
     assert!(err.to_string().contains("malformed response body"), "{err}");
     // A batch that keeps failing stays queued in the sink instead of being lost.
@@ -341,7 +330,7 @@ async fn posthog_retries_5xx_and_429_and_types_bad_answers() {
     let ph = PostHog::new(&base, "phc_test", |h| {
         h.retry(RetryPolicy {
             max_attempts: 2,
-            ..retries()
+            ..support::fast_retries(3)
         })
     })
     .unwrap();

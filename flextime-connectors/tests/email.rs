@@ -25,7 +25,6 @@ use flextime_connectors::email::smtp::Smtp;
 use flextime_connectors::email::{Attachment, EmailMessage, EmailSender, Invitation, Mailbox};
 use flextime_connectors::ics::{itip, parse_calendar};
 use flextime_connectors::{Capability, Connector};
-use flextime_core::resilience::{Jitter, RetryPolicy};
 use flextime_core::schedule::{Attendee, ItemKind, ItemTime, Organizer, ScheduleItem};
 use flextime_core::{ErrorKind, Secret};
 use flextime_testkit::{Peer, Vendor};
@@ -35,17 +34,6 @@ use serde_json::{Value, json};
 // ---------------------------------------------------------------------------
 // Shared
 // ---------------------------------------------------------------------------
-
-fn retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        factor: 2.0,
-        jitter: Jitter::Full,
-        max_retry_after: Duration::from_secs(2),
-    }
-}
 
 fn booking(attendee: &str) -> ScheduleItem {
     let day = NaiveDate::from_ymd_opt(2030, 5, 6).unwrap();
@@ -788,7 +776,10 @@ fn request_count(s: &Shared) -> usize {
 #[tokio::test]
 async fn sendgrid_request_shape() {
     let (base, state) = vendor_peer().await;
-    let sg = SendGrid::new(&base, &Secret::new(SG_KEY), |h| h.retry(retries())).unwrap();
+    let sg = SendGrid::new(&base, &Secret::new(SG_KEY), |h| {
+        h.retry(support::fast_retries(3))
+    })
+    .unwrap();
     let receipt = sg.send(&full_message("ana@example.com")).await.unwrap();
     assert_eq!(receipt.message_id.as_deref(), Some("sg-msg-1"));
     let body = state.lock().unwrap().requests[0].2.clone();
@@ -846,7 +837,7 @@ async fn sendgrid_error_paths() {
         .text("t");
 
     let wrong = SendGrid::new(&base, &Secret::new("SG.wrong-secret"), |h| {
-        h.retry(retries())
+        h.retry(support::fast_retries(3))
     })
     .unwrap();
     let err = wrong.send(&msg).await.unwrap_err();
@@ -863,7 +854,10 @@ async fn sendgrid_error_paths() {
         "the whole batch failed"
     );
 
-    let sg = SendGrid::new(&base, &Secret::new(SG_KEY), |h| h.retry(retries())).unwrap();
+    let sg = SendGrid::new(&base, &Secret::new(SG_KEY), |h| {
+        h.retry(support::fast_retries(3))
+    })
+    .unwrap();
     // 429 with Retry-After: not processed, so retried, then accepted.
     script(
         &state,
@@ -924,7 +918,10 @@ async fn sendgrid_error_paths() {
 #[tokio::test]
 async fn postmark_request_shape_and_batch_results() {
     let (base, state) = vendor_peer().await;
-    let pm = Postmark::new(&base, &Secret::new(PM_TOKEN), |h| h.retry(retries())).unwrap();
+    let pm = Postmark::new(&base, &Secret::new(PM_TOKEN), |h| {
+        h.retry(support::fast_retries(3))
+    })
+    .unwrap();
     let receipt = pm.send(&full_message("ana@example.com")).await.unwrap();
     assert_eq!(receipt.message_id.as_deref(), Some("pm-0"));
     let (path, headers, body) = state.lock().unwrap().requests[0].clone();
@@ -1021,7 +1018,7 @@ async fn postmark_error_paths() {
         .text("t");
 
     let wrong = Postmark::new(&base, &Secret::new("pm-wrong-token"), |h| {
-        h.retry(retries())
+        h.retry(support::fast_retries(3))
     })
     .unwrap();
     let err = wrong.send(&msg).await.unwrap_err();
@@ -1033,7 +1030,10 @@ async fn postmark_error_paths() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
 
-    let pm = Postmark::new(&base, &Secret::new(PM_TOKEN), |h| h.retry(retries())).unwrap();
+    let pm = Postmark::new(&base, &Secret::new(PM_TOKEN), |h| {
+        h.retry(support::fast_retries(3))
+    })
+    .unwrap();
     // 429 + Retry-After, then success: retried.
     script(
         &state,

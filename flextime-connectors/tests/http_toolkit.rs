@@ -20,27 +20,16 @@ use flextime_connectors::http::{
     Auth, AuthEvent, HttpClient, OAuth2Config, OAuth2Session, Page, TokenSet, collect_all,
     next_link, paginate,
 };
-use flextime_core::resilience::{Jitter, RetryPolicy};
+use flextime_core::resilience::RetryPolicy;
 use flextime_core::{Clock, ErrorKind, ManualClock, Secret};
 use serde_json::{Value, json};
-
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        factor: 2.0,
-        jitter: Jitter::Full,
-        max_retry_after: Duration::from_secs(2),
-    }
-}
 
 async fn client_for(router: Router) -> HttpClient {
     let base = support::serve(router).await;
     HttpClient::builder("test")
         .base_url(&base)
         .unwrap()
-        .retry(fast_retries())
+        .retry(support::fast_retries(4))
         .build()
         .unwrap()
 }
@@ -179,7 +168,7 @@ async fn an_exhausted_rate_limit_window_pauses_the_client_and_the_strictest_wins
         .unwrap()
         .retry(RetryPolicy {
             max_retry_after: Duration::from_secs(600),
-            ..fast_retries()
+            ..support::fast_retries(4)
         })
         .build()
         .unwrap();
@@ -265,7 +254,7 @@ async fn a_peer_that_is_down_is_unavailable() {
     let client = HttpClient::builder("down")
         .base_url(&format!("http://127.0.0.1:{port}"))
         .unwrap()
-        .retry(fast_retries())
+        .retry(support::fast_retries(4))
         .build()
         .unwrap();
     let err = client.get("/x").send().await.unwrap_err();
@@ -420,7 +409,7 @@ fn api(base: &str, session: Arc<OAuth2Session>) -> HttpClient {
     HttpClient::builder("api")
         .base_url(base)
         .unwrap()
-        .retry(fast_retries())
+        .retry(support::fast_retries(4))
         .auth(Auth::OAuth2(session))
         .build()
         .unwrap()
@@ -581,7 +570,7 @@ fn credentials_never_reach_the_logs() {
                 let client = HttpClient::builder("redaction")
                     .base_url(&base)
                     .unwrap()
-                    .retry(fast_retries())
+                    .retry(support::fast_retries(4))
                     .auth(auth.clone())
                     .build()
                     .unwrap();
@@ -623,7 +612,7 @@ async fn an_oversized_body_is_a_typed_error_not_an_allocation() {
         .base_url(&base)
         .unwrap()
         .max_response_bytes(16 * 1024)
-        .retry(fast_retries())
+        .retry(support::fast_retries(4))
         .build()
         .unwrap();
     for path in ["/big", "/stream"] {

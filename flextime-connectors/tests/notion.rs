@@ -11,23 +11,12 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use flextime_connectors::notion::{Notion, NotionMapping, Parent};
-use flextime_core::resilience::{Jitter, RetryPolicy};
+use flextime_core::resilience::RetryPolicy;
 use flextime_core::schedule::{ItemKind, ItemTime, ScheduleItem};
 use flextime_core::{Change, ChangeKey, ErrorKind, Sink, Source};
 use flextime_testkit::{Peer, Vendor};
 use futures::StreamExt;
 use support::notion_peer;
-
-fn retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        factor: 2.0,
-        jitter: Jitter::Full,
-        max_retry_after: Duration::from_secs(2),
-    }
-}
 
 fn notion(base: &str) -> Notion {
     Notion::builder(
@@ -37,7 +26,7 @@ fn notion(base: &str) -> Notion {
     )
     .base_url(base)
     .http(|h| {
-        h.retry(retries())
+        h.retry(support::fast_retries(3))
             .rate_limit(flextime_core::resilience::RateLimit::per_second(1000))
     })
     .build()

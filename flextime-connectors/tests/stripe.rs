@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use flextime_connectors::Connector;
 use flextime_connectors::payments::stripe::{API_VERSION, EventObject, Stripe, StripeEvent};
@@ -18,7 +17,7 @@ use flextime_connectors::payments::{
     PaymentIntentStatus, RefundReason, idempotency_key,
 };
 use flextime_core::ErrorKind;
-use flextime_core::resilience::{Jitter, RetryPolicy};
+use flextime_core::resilience::RetryPolicy;
 use flextime_testkit::prism_form;
 use flextime_testkit::{Peer, Vendor};
 use serde_json::{Value, json};
@@ -28,21 +27,10 @@ const KEY: &str = "sk_test_s3cret";
 const SLIM: &str = "prism/stripe-spec3.2023-09-12.prism-slim.json";
 const FIXTURES: &str = "stripe-fixtures3.2023-09-12.json";
 
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        factor: 2.0,
-        jitter: Jitter::Full,
-        max_retry_after: Duration::from_secs(2),
-    }
-}
-
 fn stripe(base: &str) -> Stripe {
     Stripe::builder(KEY)
         .base_url(base)
-        .http(|h| h.retry(fast_retries()))
+        .http(|h| h.retry(support::fast_retries(3)))
         .build()
         .unwrap()
 }

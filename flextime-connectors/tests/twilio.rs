@@ -6,13 +6,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use flextime_connectors::Connector;
 use flextime_connectors::sms::twilio::{Twilio, TwilioCredentials};
 use flextime_connectors::sms::{SmsMessage, SmsSender, SmsStatus};
 use flextime_core::ErrorKind;
-use flextime_core::resilience::{Jitter, RetryPolicy};
+use flextime_core::resilience::RetryPolicy;
 use flextime_testkit::{Peer, Vendor};
 use serde_json::json;
 use support::scripted::{self, Answer};
@@ -22,21 +20,10 @@ const API_KEY: &str = "SKbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const SERVICE: &str = "MGcccccccccccccccccccccccccccccccc";
 const TOKEN: &str = "auth-token-s3cret";
 
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        factor: 2.0,
-        jitter: Jitter::Full,
-        max_retry_after: Duration::from_secs(2),
-    }
-}
-
 fn twilio(base: &str) -> Twilio {
     Twilio::builder(ACCOUNT, TwilioCredentials::auth_token(TOKEN))
         .base_url(base)
-        .http(|h| h.retry(fast_retries()))
+        .http(|h| h.retry(support::fast_retries(3)))
         .build()
         .unwrap()
 }

@@ -6,7 +6,10 @@ pub mod graph_peer;
 pub mod notion_peer;
 pub mod scripted;
 
+use std::time::Duration;
+
 use axum::Router;
+use flextime_core::resilience::{Jitter, RetryPolicy};
 
 /// Serves `router` on a free loopback port; returns its base URL.
 pub async fn serve(router: Router) -> String {
@@ -50,4 +53,17 @@ pub fn prism_recorder() -> (flextime_connectors::http::Observer, Recorded) {
                 .push((format!("{method} {}", url.path()), prism_violations(resp)));
         });
     (observer, seen)
+}
+
+/// A retry policy for tests: `attempts` in all, millisecond backoff, and
+/// `Retry-After` honoured up to 2 s.
+pub fn fast_retries(attempts: usize) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: attempts,
+        initial_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        factor: 2.0,
+        jitter: Jitter::Full,
+        max_retry_after: Duration::from_secs(2),
+    }
 }
