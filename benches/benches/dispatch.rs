@@ -157,6 +157,24 @@ async fn flextime(
     elapsed
 }
 
+/// CPU time this process has used so far (user + system), from
+/// `/proc/self/stat` (clock ticks of 10 ms); zero where that file is missing.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -183,17 +201,26 @@ async fn compare(
     flextime(url, store().await, &events[..1000.min(n)], concurrency).await;
     let mut ours = Vec::new();
     let mut raw = Vec::new();
+    let (mut ours_cpu, mut raw_cpu) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
+        let cpu = cpu_time();
         raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
-        ours.push(per_sec(
-            n,
-            flextime(url, store().await, &events, concurrency).await,
-        ));
+        let between = cpu_time();
+        raw_cpu += between - cpu;
+        let store = store().await;
+        let cpu = cpu_time();
+        ours.push(per_sec(n, flextime(url, store, &events, concurrency).await));
+        ours_cpu += cpu_time() - cpu;
     }
     let (o, r) = (median(ours), median(raw));
+    // CPU per delivery (sender, receiver and runtime together) tells work
+    // done from time spent waiting.
+    let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / (n * rounds) as f64;
     println!(
-        "{name:<28} {n} deliveries of {size} B, {concurrency} in flight: flextime {o:>8.0}/s   plain reqwest {r:>8.0}/s   ratio (flextime/plain) {:.2}",
-        o / r
+        "{name:<28} {n} deliveries of {size} B, {concurrency} in flight: flextime {o:>8.0}/s   plain reqwest {r:>8.0}/s   ratio (flextime/plain) {:.2}   CPU per delivery: flextime {:.0} us, plain {:.0} us",
+        o / r,
+        per(ours_cpu),
+        per(raw_cpu)
     );
 }
 

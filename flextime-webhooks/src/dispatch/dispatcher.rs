@@ -248,7 +248,7 @@ impl DispatcherBuilder {
             clock: self.clock,
             client,
             endpoints: RwLock::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             queue: Mutex::new(BinaryHeap::new()),
             wake: Notify::new(),
             events,
@@ -379,7 +379,9 @@ impl EndpointRuntime {
 type QueueEntry = (i64, u64, String);
 
 struct PendingEntry {
-    record: DeliveryRecord,
+    /// Shared with the worker attempting it, so taking a delivery copies
+    /// nothing; the worker gets it back whole once the entry is removed.
+    record: Arc<DeliveryRecord>,
     generation: u64,
     running: bool,
 }
@@ -390,7 +392,9 @@ struct Inner {
     clock: SharedClock,
     client: reqwest::Client,
     endpoints: RwLock<HashMap<String, Arc<EndpointRuntime>>>,
-    pending: Mutex<HashMap<String, PendingEntry>>,
+    /// Keyed by delivery id; hashed with foldhash (randomly seeded, and
+    /// several times cheaper than SipHash on this per-attempt path).
+    pending: Mutex<HashMap<String, PendingEntry, foldhash::fast::RandomState>>,
     queue: Mutex<BinaryHeap<Reverse<QueueEntry>>>,
     wake: Notify,
     events: broadcast::Sender<DispatcherEvent>,
@@ -492,7 +496,7 @@ impl Inner {
         lock(&self.pending).insert(
             id.clone(),
             PendingEntry {
-                record,
+                record: Arc::new(record),
                 generation,
                 running: false,
             },
@@ -518,7 +522,7 @@ impl Inner {
             };
             entry.generation = generation;
             entry.running = false;
-            entry.record.next_attempt_at = Some(due);
+            Arc::make_mut(&mut entry.record).next_attempt_at = Some(due);
         }
         lock(&self.queue).push(Reverse((millis(due), generation, id.to_owned())));
         self.wake.notify_one();
@@ -531,6 +535,9 @@ impl Inner {
         };
         let next = {
             let mut order = lock(&rt.order);
+            if order.is_empty() {
+                return; // not an ordered endpoint
+            }
             order.remove(&(d.created_at, d.seq, d.id.clone()));
             order.first().map(|(_, _, id)| id.clone())
         };
@@ -547,24 +554,27 @@ impl Inner {
     }
 
     /// Take the next due entry, or say how long until one is due.
-    fn pop_due(&self) -> std::result::Result<(DeliveryRecord, u64), Option<Duration>> {
+    fn pop_due(&self) -> std::result::Result<(Arc<DeliveryRecord>, u64), Option<Duration>> {
         let now = millis(self.clock.now());
         let mut q = lock(&self.queue);
         loop {
-            let Some(Reverse((due, generation, id))) = q.peek().cloned() else {
-                return Err(None);
+            let due = match q.peek() {
+                None => return Err(None),
+                Some(Reverse((due, _, _))) => *due,
             };
             if due > now {
                 return Err(Some(Duration::from_millis(
                     u64::try_from(due - now).unwrap_or(0),
                 )));
             }
-            q.pop();
+            let Some(Reverse((_, generation, id))) = q.pop() else {
+                return Err(None);
+            };
             let mut pending = lock(&self.pending);
             match pending.get_mut(&id) {
                 Some(e) if e.generation == generation && !e.running => {
                     e.running = true;
-                    return Ok((e.record.clone(), generation));
+                    return Ok((Arc::clone(&e.record), generation));
                 }
                 _ => {} // stale entry
             }
@@ -591,11 +601,14 @@ impl Inner {
         }
     }
 
-    async fn attempt_one(self: &Arc<Self>, record: DeliveryRecord, generation: u64) {
+    async fn attempt_one(self: &Arc<Self>, record: Arc<DeliveryRecord>, generation: u64) {
         let Some(rt) = self.runtime(&record.endpoint_id) else {
             // The endpoint was removed: the delivery cannot be made.
-            self.finish_many(vec![record], DeliveryStatus::EndpointDisabled)
-                .await;
+            self.finish_many(
+                vec![Arc::unwrap_or_clone(record)],
+                DeliveryStatus::EndpointDisabled,
+            )
+            .await;
             return;
         };
         if let Ok(ep_permit) = Arc::clone(&rt.semaphore).try_acquire_owned() {
@@ -608,7 +621,7 @@ impl Inner {
                 .into_iter()
                 .for_each(|e| e.running = false);
             let due = millis(self.clock.now());
-            lock(&rt.blocked).push((due, generation, record.id));
+            lock(&rt.blocked).push((due, generation, record.id.clone()));
         }
     }
 
@@ -628,33 +641,36 @@ impl Inner {
         }
     }
 
-    async fn run_attempt(self: &Arc<Self>, rt: &EndpointRuntime, mut record: DeliveryRecord) {
+    async fn run_attempt(self: &Arc<Self>, rt: &EndpointRuntime, shared: Arc<DeliveryRecord>) {
         if self.shutdown.load(Ordering::SeqCst) {
             return;
         }
         let endpoint = rt.snapshot();
         let now = self.clock.now();
         if !endpoint.enabled {
-            self.finish_many(vec![record], DeliveryStatus::EndpointDisabled)
-                .await;
+            self.finish_many(
+                vec![Arc::unwrap_or_clone(shared)],
+                DeliveryStatus::EndpointDisabled,
+            )
+            .await;
             return;
         }
         if let Some(limiter) = &rt.limiter
             && let Err(e) = limiter.try_acquire()
         {
             let wait = e.retry_after().unwrap_or(Duration::from_millis(10));
-            self.reschedule(&record.id, add(now, wait));
+            self.reschedule(&shared.id, add(now, wait));
             return;
         }
         let permit = match rt.breaker.try_acquire() {
             Ok(p) => p,
             Err(e) => {
                 let wait = e.retry_after().unwrap_or(Duration::from_millis(100));
-                self.reschedule(&record.id, add(now, wait.max(Duration::from_millis(1))));
+                self.reschedule(&shared.id, add(now, wait.max(Duration::from_millis(1))));
                 return;
             }
         };
-        let number = record.attempt_count + 1;
+        let number = shared.attempt_count + 1;
         let signer = rt.signer(&endpoint, now);
         let result = worker::attempt(
             &self.client,
@@ -662,7 +678,7 @@ impl Inner {
             &endpoint,
             signer,
             rt.url.as_ref(),
-            &record,
+            &shared,
             number,
             now,
         )
@@ -688,20 +704,23 @@ impl Inner {
         } else {
             permit.failure();
         }
-        // Only a failure needs its own copy (for the AttemptFailed event).
-        let failed_attempt = (!ok).then(|| result.attempt.clone());
-        record.push_attempt(result.attempt);
         if ok {
+            // Out of the working set first: then the record is ours alone
+            // and is finished in place, without a copy.
+            let ours = lock(&self.pending).remove(&shared.id).is_some();
+            let mut record = Arc::unwrap_or_clone(shared);
+            record.push_attempt(result.attempt);
             record.status = DeliveryStatus::Delivered;
             record.next_attempt_at = None;
             record.finished_at = Some(finished);
-            self.persist_final(record).await;
+            self.record_final(record, ours).await;
             self.endpoint_succeeded(rt).await;
             return;
         }
-        let Some(attempt) = failed_attempt else {
-            return;
-        };
+        // Only a failure needs its own copy (for the AttemptFailed event).
+        let attempt = result.attempt.clone();
+        let mut record = Arc::unwrap_or_clone(shared);
+        record.push_attempt(result.attempt);
         tracing::debug!(endpoint = %endpoint.id, attempt = number, status = ?attempt.status, error = ?attempt.error, "webhook attempt failed");
         if gone {
             record.status = DeliveryStatus::EndpointDisabled;
@@ -757,7 +776,7 @@ impl Inner {
                 {
                     let mut pending = lock(&self.pending);
                     if let Some(entry) = pending.get_mut(&id) {
-                        entry.record = record.clone();
+                        entry.record = Arc::new(record.clone());
                     } else {
                         return; // finished meanwhile (endpoint disabled)
                     }
@@ -780,6 +799,12 @@ impl Inner {
     /// lost delivery.
     async fn persist_final(self: &Arc<Self>, record: DeliveryRecord) {
         let ours = lock(&self.pending).remove(&record.id).is_some();
+        self.record_final(record, ours).await;
+    }
+
+    /// [`Inner::persist_final`] for a record already taken out of the
+    /// working set (`ours`: it was still there).
+    async fn record_final(self: &Arc<Self>, record: DeliveryRecord, ours: bool) {
         if ours {
             self.release_order(&record);
         }
@@ -863,7 +888,7 @@ impl Inner {
         let rest: Vec<DeliveryRecord> = lock(&self.pending)
             .values()
             .filter(|e| e.record.endpoint_id == ep.id && !e.running)
-            .map(|e| e.record.clone())
+            .map(|e| (*e.record).clone())
             .collect();
         self.finish_many(rest, DeliveryStatus::EndpointDisabled)
             .await;
@@ -928,7 +953,7 @@ impl Dispatcher {
             let rest: Vec<DeliveryRecord> = lock(&self.inner.pending)
                 .values()
                 .filter(|e| e.record.endpoint_id == id && !e.running)
-                .map(|e| e.record.clone())
+                .map(|e| (*e.record).clone())
                 .collect();
             self.inner
                 .finish_many(rest, DeliveryStatus::EndpointDisabled)

@@ -260,7 +260,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct MemoryInner {
     endpoints: HashMap<String, Endpoint>,
-    deliveries: HashMap<String, DeliveryRecord>,
+    deliveries: HashMap<String, DeliveryRecord, foldhash::fast::RandomState>,
     finished: VecDeque<String>,
 }
 

@@ -37,7 +37,9 @@ pub(crate) fn headers(
 ) -> Result<HeaderMap, Error> {
     let ts = now.timestamp();
     let signature = signer.sign(&delivery.message_id, ts, body);
-    let mut h = HeaderMap::with_capacity(4 + endpoint.headers.len());
+    // Room for ours, the client's defaults (user-agent, accept) and the
+    // endpoint's own, so the map never regrows on the way out.
+    let mut h = HeaderMap::with_capacity(8 + endpoint.headers.len());
     for (name, value) in &endpoint.headers {
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
@@ -108,12 +110,12 @@ pub(crate) async fn attempt(
         Ok(h) => h,
         Err(e) => return fail(attempt, &e),
     };
-    let response = client
-        .post(url.clone())
-        .headers(headers)
-        .body(body)
-        .send()
-        .await;
+    // A request built whole: the client adds its default headers and its
+    // timeout on execute, without merging a second header map.
+    let mut request = reqwest::Request::new(reqwest::Method::POST, url.clone());
+    *request.headers_mut() = headers;
+    *request.body_mut() = Some(body.into());
+    let response = client.execute(request).await;
     let mut response = match response {
         Ok(r) => r,
         Err(e) => return fail(attempt, &classify(e)),
