@@ -312,6 +312,8 @@ impl Drop for Dispatcher {
 struct EndpointRuntime {
     /// Shared with in-flight attempts; changed copy-on-write.
     endpoint: Mutex<Arc<Endpoint>>,
+    /// The endpoint id as a metric label (cloning it is a reference count).
+    label: metrics::SharedString,
     url: Option<url::Url>,
     semaphore: Arc<Semaphore>,
     limiter: Option<RateLimiter>,
@@ -418,6 +420,12 @@ fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 }
 
 impl Inner {
+    /// Whether anyone receives events (a hook or a subscriber): when no one
+    /// does, the hot path does not build them.
+    fn observed(&self) -> bool {
+        self.hook.is_some() || self.events.receiver_count() > 0
+    }
+
     fn emit(&self, event: DispatcherEvent) {
         if let Some(hook) = &self.hook {
             hook(&event);
@@ -444,6 +452,7 @@ impl Inner {
         };
         let old = self.runtime(&ep.id);
         let rt = Arc::new(EndpointRuntime {
+            label: metrics::SharedString::from(Arc::<str>::from(ep.id.as_str())),
             url: url::Url::parse(&ep.url).ok(),
             semaphore: Arc::new(Semaphore::new(per)),
             limiter: ep
@@ -491,7 +500,9 @@ impl Inner {
             .filter(|rt| lock(&rt.endpoint).ordered);
         let due = record.next_attempt_at.unwrap_or_else(|| self.clock.now());
         let id = record.id.clone();
-        let key = (record.created_at, record.seq, id.clone());
+        let key = ordered
+            .as_ref()
+            .map(|_| (record.created_at, record.seq, id.clone()));
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         lock(&self.pending).insert(
             id.clone(),
@@ -501,7 +512,7 @@ impl Inner {
                 running: false,
             },
         );
-        if let Some(rt) = ordered {
+        if let (Some(rt), Some(key)) = (ordered, key) {
             let mut order = lock(&rt.order);
             order.insert(key.clone());
             if order.first() != Some(&key) {
@@ -692,12 +703,12 @@ impl Inner {
         let gone = result.gone();
         metrics::counter!(
             flextime_core::telemetry::DELIVERIES,
-            "endpoint" => endpoint.id.clone(),
+            "endpoint" => rt.label.clone(),
             "outcome" => if ok { "delivered" } else { "failed" }
         )
         .increment(1);
         #[allow(clippy::cast_precision_loss)]
-        metrics::histogram!(flextime_core::telemetry::DELIVERY_SECONDS, "endpoint" => endpoint.id.clone())
+        metrics::histogram!(flextime_core::telemetry::DELIVERY_SECONDS, "endpoint" => rt.label.clone())
             .record(result.attempt.latency_ms as f64 / 1000.0);
         if ok {
             permit.success();
@@ -811,7 +822,7 @@ impl Inner {
         let write = {
             let this = Arc::clone(self);
             async move {
-                let outcome = ours.then(|| Outcome::of(&record));
+                let outcome = (ours && this.observed()).then(|| Outcome::of(&record));
                 let id = record.id.clone();
                 if let Err(e) = this.store.save_deliveries(vec![record]).await {
                     tracing::warn!(delivery = %id, error = %e, "could not record a final outcome");

@@ -309,7 +309,13 @@ impl DeliveryStore for MemoryStore {
             if d.status.is_final() {
                 inner.finished.push_back(d.id.clone());
             }
-            inner.deliveries.insert(d.id.clone(), d);
+            // An update (the common case) replaces in place, keeping the key.
+            match inner.deliveries.get_mut(&d.id) {
+                Some(slot) => *slot = d,
+                None => {
+                    inner.deliveries.insert(d.id.clone(), d);
+                }
+            }
         }
         while inner.finished.len() > self.max_finished {
             if let Some(id) = inner.finished.pop_front()

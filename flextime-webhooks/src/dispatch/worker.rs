@@ -13,6 +13,9 @@ use super::ssrf::{SsrfGuard, refused_in};
 use super::store::{Attempt, DeliveryRecord, RESPONSE_BODY_KEPT};
 use crate::verify::standard::StandardWebhooks;
 
+/// The content type of a structured-mode body.
+const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
+
 /// What an attempt came to.
 #[derive(Debug)]
 pub(crate) struct AttemptResult {
@@ -58,10 +61,12 @@ pub(crate) fn headers(
         "webhook-signature",
         http::HeaderValue::from_str(&signature).map_err(|_| bad("signature"))?,
     );
-    h.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_str(&delivery.content_type).map_err(|_| bad("content type"))?,
-    );
+    let content_type = if delivery.content_type == CLOUDEVENTS_JSON {
+        http::HeaderValue::from_static(CLOUDEVENTS_JSON)
+    } else {
+        http::HeaderValue::from_str(&delivery.content_type).map_err(|_| bad("content type"))?
+    };
+    h.insert(http::header::CONTENT_TYPE, content_type);
     Ok(h)
 }
 
