@@ -1,7 +1,7 @@
 //! The [`Dispatcher`]: fan-out, scheduling, endpoint health.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -249,7 +249,7 @@ impl DispatcherBuilder {
             client,
             endpoints: RwLock::new(HashMap::new()),
             pending: Mutex::new(HashMap::default()),
-            queue: Mutex::new(BinaryHeap::new()),
+            queue: Mutex::new(DueQueue::default()),
             wake: Notify::new(),
             events,
             hook: self.hook,
@@ -269,9 +269,7 @@ impl DispatcherBuilder {
             })
             .await?;
         let resumed_count = resumed.len();
-        for d in resumed {
-            inner.enqueue(d);
-        }
+        inner.enqueue(resumed);
         let workers = (0..inner.config.max_in_flight.max(1))
             .map(|_| tokio::spawn(Arc::clone(&inner).worker_loop()))
             .collect();
@@ -380,6 +378,54 @@ impl EndpointRuntime {
 /// `(due millis, generation, delivery id)`, smallest first.
 type QueueEntry = (i64, u64, String);
 
+/// The schedule: entries already due when queued, in the order they came
+/// (the common case: a first attempt goes out at once), in a FIFO; all
+/// others in a min-heap. The FIFO is kept sorted, so the next entry is the
+/// smaller of the two fronts, and a burst of new deliveries costs O(1) each
+/// instead of heap sifts.
+#[derive(Default)]
+struct DueQueue {
+    ready: VecDeque<QueueEntry>,
+    later: BinaryHeap<Reverse<QueueEntry>>,
+}
+
+impl DueQueue {
+    /// Queue `e`; `now` in millis.
+    fn push(&mut self, e: QueueEntry, now: i64) {
+        let in_order = self.ready.back().is_none_or(|b| (b.0, b.1) <= (e.0, e.1));
+        if e.0 <= now && in_order {
+            self.ready.push_back(e);
+        } else {
+            self.later.push(Reverse(e));
+        }
+    }
+
+    /// The due time of the next entry.
+    fn next_due(&self) -> Option<i64> {
+        match (self.ready.front(), self.later.peek()) {
+            (None, None) => None,
+            (Some(r), None) => Some(r.0),
+            (None, Some(Reverse(l))) => Some(l.0),
+            (Some(r), Some(Reverse(l))) => Some(r.0.min(l.0)),
+        }
+    }
+
+    /// Take the next entry.
+    fn pop(&mut self) -> Option<QueueEntry> {
+        let take_ready = match (self.ready.front(), self.later.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(r), Some(Reverse(l))) => (r.0, r.1) <= (l.0, l.1),
+        };
+        if take_ready {
+            self.ready.pop_front()
+        } else {
+            self.later.pop().map(|Reverse(e)| e)
+        }
+    }
+}
+
 struct PendingEntry {
     /// Shared with the worker attempting it, so taking a delivery copies
     /// nothing; the worker gets it back whole once the entry is removed.
@@ -397,7 +443,7 @@ struct Inner {
     /// Keyed by delivery id; hashed with foldhash (randomly seeded, and
     /// several times cheaper than SipHash on this per-attempt path).
     pending: Mutex<HashMap<String, PendingEntry, foldhash::fast::RandomState>>,
-    queue: Mutex<BinaryHeap<Reverse<QueueEntry>>>,
+    queue: Mutex<DueQueue>,
     wake: Notify,
     events: broadcast::Sender<DispatcherEvent>,
     hook: Option<EventHook>,
@@ -484,43 +530,88 @@ impl Inner {
         // Entries blocked on the old runtime's limit go back to the queue.
         if let Some(old) = old {
             let blocked = std::mem::take(&mut *lock(&old.blocked));
+            let now = millis(self.clock.now());
             let mut q = lock(&self.queue);
             for e in blocked {
-                q.push(Reverse(e));
+                q.push(e, now);
             }
             drop(q);
             self.wake.notify_one();
         }
     }
 
-    /// Put a pending delivery in the working set and schedule it.
-    fn enqueue(&self, record: DeliveryRecord) {
-        let ordered = self
-            .runtime(&record.endpoint_id)
-            .filter(|rt| lock(&rt.endpoint).ordered);
-        let due = record.next_attempt_at.unwrap_or_else(|| self.clock.now());
-        let id = record.id.clone();
-        let key = ordered
-            .as_ref()
-            .map(|_| (record.created_at, record.seq, id.clone()));
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        lock(&self.pending).insert(
-            id.clone(),
-            PendingEntry {
-                record: Arc::new(record),
-                generation,
-                running: false,
-            },
-        );
-        if let (Some(rt), Some(key)) = (ordered, key) {
-            let mut order = lock(&rt.order);
-            order.insert(key.clone());
-            if order.first() != Some(&key) {
-                return; // scheduled when the ones before it are done
+    /// Put pending deliveries in the working set and schedule them, taking
+    /// each shared lock once for the whole batch.
+    fn enqueue(&self, records: impl IntoIterator<Item = DeliveryRecord>) {
+        let records: Vec<DeliveryRecord> = records.into_iter().collect();
+        if records.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        // The runtime of each record's endpoint when it is an ordered one
+        // (looked up once per endpoint, before the working set is locked).
+        let mut seen: Vec<(&str, Option<Arc<EndpointRuntime>>)> = Vec::new();
+        let ordered: Vec<Option<Arc<EndpointRuntime>>> = records
+            .iter()
+            .map(|r| {
+                if let Some((_, rt)) = seen.iter().find(|(id, _)| *id == r.endpoint_id) {
+                    return rt.clone();
+                }
+                let rt = self
+                    .runtime(&r.endpoint_id)
+                    .filter(|rt| lock(&rt.endpoint).ordered);
+                seen.push((&r.endpoint_id, rt.clone()));
+                rt
+            })
+            .collect();
+        drop(seen);
+        let mut queued = Vec::with_capacity(records.len());
+        let mut in_order = Vec::new();
+        {
+            let mut pending = lock(&self.pending);
+            for (record, rt) in records.into_iter().zip(ordered) {
+                let due = millis(record.next_attempt_at.unwrap_or(now));
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                let id = record.id.clone();
+                let entry = (due, generation, id.clone());
+                match rt {
+                    Some(rt) => {
+                        in_order.push((rt, (record.created_at, record.seq, id.clone()), entry));
+                    }
+                    None => queued.push(entry),
+                }
+                pending.insert(
+                    id,
+                    PendingEntry {
+                        record: Arc::new(record),
+                        generation,
+                        running: false,
+                    },
+                );
             }
         }
-        lock(&self.queue).push(Reverse((millis(due), generation, id)));
-        self.wake.notify_one();
+        for (rt, key, entry) in in_order {
+            let mut order = lock(&rt.order);
+            order.insert(key.clone());
+            // Otherwise scheduled when the ones before it are done.
+            if order.first() == Some(&key) {
+                queued.push(entry);
+            }
+        }
+        if queued.is_empty() {
+            return;
+        }
+        let wakes = queued.len().min(self.config.max_in_flight.max(1));
+        {
+            let now = millis(self.clock.now());
+            let mut q = lock(&self.queue);
+            for e in queued {
+                q.push(e, now);
+            }
+        }
+        for _ in 0..wakes {
+            self.wake.notify_one();
+        }
     }
 
     /// Reschedule a pending delivery at `due` (no attempt counted).
@@ -535,7 +626,8 @@ impl Inner {
             entry.running = false;
             Arc::make_mut(&mut entry.record).next_attempt_at = Some(due);
         }
-        lock(&self.queue).push(Reverse((millis(due), generation, id.to_owned())));
+        let now = millis(self.clock.now());
+        lock(&self.queue).push((millis(due), generation, id.to_owned()), now);
         self.wake.notify_one();
     }
 
@@ -569,16 +661,15 @@ impl Inner {
         let now = millis(self.clock.now());
         let mut q = lock(&self.queue);
         loop {
-            let due = match q.peek() {
-                None => return Err(None),
-                Some(Reverse((due, _, _))) => *due,
+            let Some(due) = q.next_due() else {
+                return Err(None);
             };
             if due > now {
                 return Err(Some(Duration::from_millis(
                     u64::try_from(due - now).unwrap_or(0),
                 )));
             }
-            let Some(Reverse((_, generation, id))) = q.pop() else {
+            let Some((_, generation, id)) = q.pop() else {
                 return Err(None);
             };
             let mut pending = lock(&self.pending);
@@ -642,9 +733,10 @@ impl Inner {
             return;
         }
         let n = blocked.len();
+        let now = millis(self.clock.now());
         let mut q = lock(&self.queue);
         for e in blocked {
-            q.push(Reverse(e));
+            q.push(e, now);
         }
         drop(q);
         for _ in 0..n {
@@ -1130,9 +1222,7 @@ impl Dispatcher {
         if !records.is_empty() {
             self.inner.store.save_deliveries(records.clone()).await?;
         }
-        for r in records {
-            self.inner.enqueue(r);
-        }
+        self.inner.enqueue(records);
         Ok(receipts)
     }
 
@@ -1248,9 +1338,7 @@ impl Dispatcher {
         }
         let n = out.len();
         self.inner.store.save_deliveries(out.clone()).await?;
-        for d in out {
-            self.inner.enqueue(d);
-        }
+        self.inner.enqueue(out);
         Ok(n)
     }
 }
@@ -1305,5 +1393,47 @@ fn raw_body(event: &Envelope) -> (String, bool, String) {
             false,
             ct.unwrap_or_else(|| "application/json".into()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod due_queue_tests {
+    use super::DueQueue;
+
+    #[test]
+    fn pops_in_due_then_generation_order_whatever_the_push_order() {
+        let mut q = DueQueue::default();
+        let now = 100;
+        // Due now in order (the FIFO), a later retry, an earlier due one
+        // pushed out of order, and a tie on due broken by generation.
+        for (due, generation) in [
+            (90, 1),
+            (95, 2),
+            (500, 3),
+            (80, 4),
+            (95, 5),
+            (100, 6),
+            (99, 7),
+        ] {
+            q.push((due, generation, format!("d{generation}")), now);
+        }
+        assert_eq!(q.next_due(), Some(80));
+        let mut got = Vec::new();
+        while let Some((due, generation, _)) = q.pop() {
+            got.push((due, generation));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (80, 4),
+                (90, 1),
+                (95, 2),
+                (95, 5),
+                (99, 7),
+                (100, 6),
+                (500, 3)
+            ]
+        );
+        assert_eq!(q.next_due(), None);
     }
 }

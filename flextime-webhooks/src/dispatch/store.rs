@@ -149,7 +149,7 @@ impl DeliveryRecord {
 /// Immutable text shared between copies of a record (a request body is
 /// copied into the store, the queue and the attempt without duplicating it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct SharedText(Arc<str>);
+pub struct SharedText(Arc<String>);
 
 impl SharedText {
     /// The text.
@@ -172,14 +172,15 @@ impl AsRef<[u8]> for SharedText {
 }
 
 impl From<String> for SharedText {
+    /// Takes the string's buffer (no copy of the text).
     fn from(s: String) -> Self {
-        Self(s.into())
+        Self(Arc::new(s))
     }
 }
 
 impl From<&str> for SharedText {
     fn from(s: &str) -> Self {
-        Self(s.into())
+        Self(Arc::new(s.to_owned()))
     }
 }
 
