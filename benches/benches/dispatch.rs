@@ -206,11 +206,11 @@ async fn compare(
         let cpu = cpu_time();
         raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
         let between = cpu_time();
-        raw_cpu += between - cpu;
+        raw_cpu += between.saturating_sub(cpu);
         let store = store().await;
         let cpu = cpu_time();
         ours.push(per_sec(n, flextime(url, store, &events, concurrency).await));
-        ours_cpu += cpu_time() - cpu;
+        ours_cpu += cpu_time().saturating_sub(cpu);
     }
     let (o, r) = (median(ours), median(raw));
     // CPU per delivery (sender, receiver and runtime together) tells work
