@@ -400,25 +400,25 @@ impl DueQueue {
         }
     }
 
-    /// The due time of the next entry.
-    fn next_due(&self) -> Option<i64> {
+    /// The next entry, and whether it is the FIFO's front.
+    fn next(&self) -> Option<(&QueueEntry, bool)> {
         match (self.ready.front(), self.later.peek()) {
             (None, None) => None,
-            (Some(r), None) => Some(r.0),
-            (None, Some(Reverse(l))) => Some(l.0),
-            (Some(r), Some(Reverse(l))) => Some(r.0.min(l.0)),
+            (Some(r), None) => Some((r, true)),
+            (Some(r), Some(Reverse(l))) if (r.0, r.1) <= (l.0, l.1) => Some((r, true)),
+            (_, Some(Reverse(l))) => Some((l, false)),
         }
+    }
+
+    /// The due time of the next entry.
+    fn next_due(&self) -> Option<i64> {
+        self.next().map(|(e, _)| e.0)
     }
 
     /// Take the next entry.
     fn pop(&mut self) -> Option<QueueEntry> {
-        let take_ready = match (self.ready.front(), self.later.peek()) {
-            (None, None) => return None,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some(r), Some(Reverse(l))) => (r.0, r.1) <= (l.0, l.1),
-        };
-        if take_ready {
+        let (_, from_ready) = self.next()?;
+        if from_ready {
             self.ready.pop_front()
         } else {
             self.later.pop().map(|Reverse(e)| e)
@@ -549,22 +549,22 @@ impl Inner {
         }
         let now = self.clock.now();
         // The runtime of each record's endpoint when it is an ordered one
-        // (looked up once per endpoint, before the working set is locked).
-        let mut seen: Vec<(&str, Option<Arc<EndpointRuntime>>)> = Vec::new();
-        let ordered: Vec<Option<Arc<EndpointRuntime>>> = records
-            .iter()
-            .map(|r| {
-                if let Some((_, rt)) = seen.iter().find(|(id, _)| *id == r.endpoint_id) {
-                    return rt.clone();
-                }
-                let rt = self
-                    .runtime(&r.endpoint_id)
-                    .filter(|rt| lock(&rt.endpoint).ordered);
-                seen.push((&r.endpoint_id, rt.clone()));
-                rt
-            })
-            .collect();
-        drop(seen);
+        // (under one read of the endpoint map, before the working set is locked).
+        let ordered: Vec<Option<Arc<EndpointRuntime>>> = {
+            let endpoints = self
+                .endpoints
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            records
+                .iter()
+                .map(|r| {
+                    endpoints
+                        .get(&r.endpoint_id)
+                        .filter(|rt| lock(&rt.endpoint).ordered)
+                        .cloned()
+                })
+                .collect()
+        };
         let mut queued = Vec::with_capacity(records.len());
         let mut in_order = Vec::new();
         {
@@ -1185,7 +1185,7 @@ impl Dispatcher {
                         (
                             structured.clone().unwrap_or_default(),
                             false,
-                            "application/cloudevents+json".to_owned(),
+                            flextime_core::envelope::STRUCTURED_CONTENT_TYPE.to_owned(),
                         )
                     }
                     BodyMode::Raw => {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use flextime_core::envelope::STRUCTURED_CONTENT_TYPE;
 use flextime_core::{Error, ErrorKind};
 use http::HeaderMap;
 
@@ -16,9 +17,6 @@ use crate::verify::standard::StandardWebhooks;
 const WEBHOOK_ID: http::HeaderName = http::HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: http::HeaderName = http::HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: http::HeaderName = http::HeaderName::from_static("webhook-signature");
-
-/// The content type of a structured-mode body.
-const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
 
 /// What an attempt came to.
 #[derive(Debug)]
@@ -67,8 +65,8 @@ pub(crate) fn headers(
         // Takes the string's buffer, no copy.
         http::HeaderValue::try_from(signature).map_err(|_| bad("signature"))?,
     );
-    let content_type = if delivery.content_type == CLOUDEVENTS_JSON {
-        http::HeaderValue::from_static(CLOUDEVENTS_JSON)
+    let content_type = if delivery.content_type == STRUCTURED_CONTENT_TYPE {
+        http::HeaderValue::from_static(STRUCTURED_CONTENT_TYPE)
     } else {
         http::HeaderValue::from_str(&delivery.content_type).map_err(|_| bad("content type"))?
     };
