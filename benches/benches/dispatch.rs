@@ -9,6 +9,12 @@
 //! per run). `FLEXTIME_BENCH_DISPATCH_N` overrides the deliveries per round
 //! (default 20,000); `FLEXTIME_BENCH_DISPATCH_CONCURRENCY` the requests in
 //! flight (default 32).
+//!
+//! `FLEXTIME_BENCH_DISPATCH_ONLY=plain` (or `flextime`) runs one side of
+//! the in-memory comparison once and nothing else: for counting instructions
+//! per delivery under `valgrind --tool=callgrind`, which is repeatable
+//! whatever else the machine is doing (run it at two values of
+//! `FLEXTIME_BENCH_DISPATCH_N` and divide the difference).
 #![allow(clippy::cast_precision_loss, clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -233,6 +239,24 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let url = receiver().await;
+        if let Ok(side) = std::env::var("FLEXTIME_BENCH_DISPATCH_ONLY") {
+            // Both sides pay for making the events and the plain bodies, so
+            // the difference of two counts is the delivery work alone.
+            let events = events(n);
+            let bodies: Arc<Vec<Vec<u8>>> =
+                Arc::new(events.iter().map(|e| e.to_json_bytes().unwrap()).collect());
+            match side.as_str() {
+                "plain" => {
+                    plain(&url, &bodies, concurrency).await;
+                }
+                "flextime" => {
+                    flextime(&url, Arc::new(MemoryStore::default()), &events, concurrency).await;
+                }
+                other => panic!("FLEXTIME_BENCH_DISPATCH_ONLY={other}: say plain or flextime"),
+            }
+            println!("{side}: {n} deliveries");
+            return;
+        }
         compare("memory state", &url, n, concurrency, 3, async || {
             Arc::new(MemoryStore::default()) as Arc<dyn DeliveryStore>
         })

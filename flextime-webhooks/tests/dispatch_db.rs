@@ -190,7 +190,10 @@ async fn group_commit_writes_concurrent_batches() {
     // Every send returned after its rows were committed.
     let all = store.scan(&DeliveryQuery::default()).await.unwrap();
     assert_eq!(all.len(), 100);
-    let ids: Vec<String> = receipts.iter().flat_map(|r| r.deliveries.clone()).collect();
+    let ids: Vec<String> = receipts
+        .iter()
+        .flat_map(|r| r.deliveries.iter().map(ToString::to_string))
+        .collect();
     assert_eq!(store.get_deliveries(&ids).await.unwrap().len(), 100);
     let by_a = store
         .scan(&DeliveryQuery {

@@ -40,8 +40,19 @@ impl Envelope {
     /// The event in the structured JSON format, as bytes
     /// (media type `application/cloudevents+json`). Validates first.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.write_json(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`Envelope::to_json_bytes`], appended to `out` (a buffer reused
+    /// across events saves growing a new one for each). Validates first;
+    /// on an error `out` is left as it was.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<()> {
         self.validate()?;
-        Ok(serde_json::to_vec(&Structured(self))?)
+        let len = out.len();
+        serde_json::to_writer(&mut *out, &Structured(self)).inspect_err(|_| out.truncate(len))?;
+        Ok(())
     }
 
     fn to_json_map(&self) -> Map<String, Value> {
@@ -281,5 +292,26 @@ impl serde::Serialize for Structured<'_> {
             )?,
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod write_json_tests {
+    use crate::Envelope;
+
+    #[test]
+    fn appends_the_structured_bytes_and_leaves_the_buffer_alone_on_error() {
+        let event = Envelope::new("/s", "booking.created")
+            .with_id("e-1")
+            .with_data_json(serde_json::json!({"room": "A-1"}));
+        let mut out = b"prefix".to_vec();
+        event.write_json(&mut out).unwrap();
+        assert_eq!(&out[..6], b"prefix");
+        assert_eq!(out[6..], event.to_json_bytes().unwrap()[..]);
+
+        let invalid = Envelope::new("", "booking.created");
+        let mut out = b"prefix".to_vec();
+        assert!(invalid.write_json(&mut out).is_err());
+        assert_eq!(out, b"prefix");
     }
 }

@@ -183,7 +183,7 @@ impl DeliveryStore for DbDeliveryStore {
         }
         let rows = deliveries
             .into_iter()
-            .map(|d| Ok((d.id.clone(), serde_json::to_value(&d)?)))
+            .map(|d| Ok((String::from(d.id.clone()), serde_json::to_value(&d)?)))
             .collect::<Result<Vec<_>>>()?;
         for chunk in rows.chunks(GROUP_MAX_ROWS) {
             let (tx, rx) = oneshot::channel();

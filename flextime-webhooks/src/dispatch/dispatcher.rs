@@ -103,13 +103,13 @@ impl fmt::Display for DisableReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// The delivery id.
-    pub delivery_id: String,
+    pub delivery_id: SharedText,
     /// The message id (`webhook-id`).
-    pub message_id: String,
+    pub message_id: SharedText,
     /// The endpoint.
-    pub endpoint_id: String,
+    pub endpoint_id: SharedText,
     /// The CloudEvents id.
-    pub event_id: String,
+    pub event_id: SharedText,
     /// The status reached.
     pub status: DeliveryStatus,
     /// Attempts made so far.
@@ -162,20 +162,20 @@ pub enum DispatcherEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendReceipt {
     /// The message id (`webhook-id` of every attempt to every endpoint).
-    pub message_id: String,
+    pub message_id: SharedText,
     /// The deliveries created, one per matching enabled endpoint.
-    pub deliveries: Vec<String>,
+    pub deliveries: Vec<SharedText>,
 }
 
 /// One attempt in a listing, with the delivery it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptEntry {
     /// The delivery.
-    pub delivery_id: String,
+    pub delivery_id: SharedText,
     /// The message.
-    pub message_id: String,
+    pub message_id: SharedText,
     /// The endpoint.
-    pub endpoint_id: String,
+    pub endpoint_id: SharedText,
     /// The attempt.
     pub attempt: Attempt,
 }
@@ -319,7 +319,7 @@ struct EndpointRuntime {
     /// Queue entries that found the endpoint at its in-flight limit.
     blocked: Mutex<Vec<QueueEntry>>,
     /// Ordered endpoints: pending deliveries in order; only the first is scheduled.
-    order: Mutex<BTreeSet<(DateTime<Utc>, u64, String)>>,
+    order: Mutex<BTreeSet<(DateTime<Utc>, u64, SharedText)>>,
     /// The signer of the last endpoint version seen, and until when its set
     /// of active secrets holds (decoding secrets per attempt is waste).
     signer: Mutex<Option<CachedSigner>>,
@@ -376,7 +376,7 @@ impl EndpointRuntime {
 }
 
 /// `(due millis, generation, delivery id)`, smallest first.
-type QueueEntry = (i64, u64, String);
+type QueueEntry = (i64, u64, SharedText);
 
 /// The schedule: entries already due when queued, in the order they came
 /// (the common case: a first attempt goes out at once), in a FIFO; all
@@ -442,7 +442,7 @@ struct Inner {
     endpoints: RwLock<HashMap<String, Arc<EndpointRuntime>>>,
     /// Keyed by delivery id; hashed with foldhash (randomly seeded, and
     /// several times cheaper than SipHash on this per-attempt path).
-    pending: Mutex<HashMap<String, PendingEntry, foldhash::fast::RandomState>>,
+    pending: Mutex<HashMap<SharedText, PendingEntry, foldhash::fast::RandomState>>,
     queue: Mutex<DueQueue>,
     wake: Notify,
     events: broadcast::Sender<DispatcherEvent>,
@@ -559,7 +559,7 @@ impl Inner {
                 .iter()
                 .map(|r| {
                     endpoints
-                        .get(&r.endpoint_id)
+                        .get(r.endpoint_id.as_str())
                         .filter(|rt| lock(&rt.endpoint).ordered)
                         .cloned()
                 })
@@ -627,7 +627,7 @@ impl Inner {
             Arc::make_mut(&mut entry.record).next_attempt_at = Some(due);
         }
         let now = millis(self.clock.now());
-        lock(&self.queue).push((millis(due), generation, id.to_owned()), now);
+        lock(&self.queue).push((millis(due), generation, SharedText::from(id)), now);
         self.wake.notify_one();
     }
 
@@ -1165,32 +1165,48 @@ impl Dispatcher {
         let first_delay = self.inner.config.schedule.delay(0).unwrap_or_default();
         let mut receipts = Vec::with_capacity(events.len());
         let mut records = Vec::new();
+        // Shared by every record of the batch: the endpoint ids and the
+        // structured content type are counted references, not copies.
+        let endpoint_ids: Vec<SharedText> = endpoints
+            .iter()
+            .map(|ep| SharedText::from(&ep.id))
+            .collect();
+        let structured_type = SharedText::from(flextime_core::envelope::STRUCTURED_CONTENT_TYPE);
+        // One scratch buffer for the batch's JSON bodies: each body is then
+        // copied once into an allocation of exactly its size.
+        let mut scratch = Vec::new();
         for event in events {
             event.validate()?;
-            let message_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+            let message_id = new_message_id();
+            let (event_id, event_type) = (
+                SharedText::from(event.id()),
+                SharedText::from(event.event_type()),
+            );
             let mut structured: Option<SharedText> = None;
             let mut deliveries = Vec::new();
-            for ep in endpoints
+            for (ep, endpoint_id) in endpoints
                 .iter()
-                .filter(|ep| ep.enabled && ep.filter.matches(event.event_type()))
+                .zip(&endpoint_ids)
+                .filter(|(ep, _)| ep.enabled && ep.filter.matches(event.event_type()))
             {
                 let (body, body_base64, content_type) = match ep.body {
                     BodyMode::Structured => {
                         if structured.is_none() {
-                            let bytes = event.to_json_bytes()?;
-                            let text = String::from_utf8(bytes)
+                            scratch.clear();
+                            event.write_json(&mut scratch)?;
+                            let text = std::str::from_utf8(&scratch)
                                 .map_err(|_| Error::internal("structured JSON is not UTF-8"))?;
                             structured = Some(SharedText::from(text));
                         }
                         (
                             structured.clone().unwrap_or_default(),
                             false,
-                            flextime_core::envelope::STRUCTURED_CONTENT_TYPE.to_owned(),
+                            structured_type.clone(),
                         )
                     }
                     BodyMode::Raw => {
                         let (b, b64, ct) = raw_body(event);
-                        (SharedText::from(b), b64, ct)
+                        (SharedText::from(b), b64, SharedText::from(ct))
                     }
                 };
                 let id = DeliveryRecord::id_for(&message_id, &ep.id);
@@ -1198,9 +1214,9 @@ impl Dispatcher {
                 records.push(DeliveryRecord {
                     id,
                     message_id: message_id.clone(),
-                    endpoint_id: ep.id.clone(),
-                    event_id: event.id().to_owned(),
-                    event_type: event.event_type().to_owned(),
+                    endpoint_id: endpoint_id.clone(),
+                    event_id: event_id.clone(),
+                    event_type: event_type.clone(),
                     body,
                     body_base64,
                     content_type,
@@ -1244,7 +1260,7 @@ impl Dispatcher {
             .endpoints()
             .await?
             .iter()
-            .map(|ep| DeliveryRecord::id_for(message_id, &ep.id))
+            .map(|ep| DeliveryRecord::id_for(message_id, &ep.id).into())
             .collect();
         ids.sort();
         let found = self.inner.store.get_deliveries(&ids).await?;
@@ -1343,6 +1359,13 @@ impl Dispatcher {
     }
 }
 
+/// A new message id: `msg_` and a UUIDv7 in lower-case hex (time-ordered).
+fn new_message_id() -> SharedText {
+    let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+    let hex = uuid::Uuid::now_v7().simple().encode_lower(&mut hex);
+    SharedText::concat(&["msg_", hex])
+}
+
 fn entries(deliveries: Vec<DeliveryRecord>) -> Vec<AttemptEntry> {
     let mut v: Vec<AttemptEntry> = deliveries
         .into_iter()
@@ -1415,7 +1438,7 @@ mod due_queue_tests {
             (100, 6),
             (99, 7),
         ] {
-            q.push((due, generation, format!("d{generation}")), now);
+            q.push((due, generation, format!("d{generation}").into()), now);
         }
         assert_eq!(q.next_due(), Some(80));
         let mut got = Vec::new();

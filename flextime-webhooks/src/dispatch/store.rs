@@ -82,22 +82,22 @@ impl Attempt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     /// `<message id>.<endpoint id>`.
-    pub id: String,
+    pub id: SharedText,
     /// The message id: the `webhook-id` header of every attempt.
-    pub message_id: String,
+    pub message_id: SharedText,
     /// The endpoint.
-    pub endpoint_id: String,
+    pub endpoint_id: SharedText,
     /// The CloudEvents id of the event.
-    pub event_id: String,
+    pub event_id: SharedText,
     /// The CloudEvents type of the event.
-    pub event_type: String,
+    pub event_type: SharedText,
     /// The request body (UTF-8, or base64 when `body_base64`).
     pub body: SharedText,
     /// Whether `body` is base64 of binary data.
     #[serde(default)]
     pub body_base64: bool,
     /// The request's content type.
-    pub content_type: String,
+    pub content_type: SharedText,
     /// Where it stands.
     pub status: DeliveryStatus,
     /// When it was created.
@@ -125,14 +125,14 @@ pub struct DeliveryRecord {
 
 impl DeliveryRecord {
     /// The delivery id of a message to an endpoint.
-    pub fn id_for(message_id: &str, endpoint_id: &str) -> String {
-        format!("{message_id}.{endpoint_id}")
+    pub fn id_for(message_id: &str, endpoint_id: &str) -> SharedText {
+        SharedText::concat(&[message_id, ".", endpoint_id])
     }
 
     /// The body bytes (shared with the record, not copied, for UTF-8 bodies).
     pub fn body_bytes(&self) -> bytes::Bytes {
         if self.body_base64 {
-            bytes::Bytes::from(crate::verify::decode_base64(&self.body.0).unwrap_or_default())
+            bytes::Bytes::from(crate::verify::decode_base64(&self.body).unwrap_or_default())
         } else {
             bytes::Bytes::from_owner(self.body.clone())
         }
@@ -146,15 +146,55 @@ impl DeliveryRecord {
     }
 }
 
-/// Immutable text shared between copies of a record (a request body is
-/// copied into the store, the queue and the attempt without duplicating it).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct SharedText(Arc<String>);
+/// Immutable text shared between copies of a record: ids, names and request
+/// bodies are copied into the store, the queue, the attempt and the events
+/// by a reference count, never by duplicating the text. It reads as a `str`
+/// (`Deref`, `Display`, comparisons with `str` and `String`), and is written
+/// and read as a plain JSON string.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedText(Arc<str>);
 
 impl SharedText {
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The parts one after the other, in one allocation (no intermediate
+    /// `String` for short texts such as ids).
+    pub fn concat(parts: &[&str]) -> Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut buf = [0u8; 256];
+        if len <= buf.len() {
+            let mut at = 0;
+            for p in parts {
+                buf[at..at + p.len()].copy_from_slice(p.as_bytes());
+                at += p.len();
+            }
+            // Whole UTF-8 strings end to end are UTF-8.
+            if let Ok(text) = std::str::from_utf8(&buf[..len]) {
+                return Self::from(text);
+            }
+        }
+        Self::from(parts.concat())
+    }
+}
+
+impl Default for SharedText {
+    fn default() -> Self {
+        Self(Arc::from(""))
+    }
+}
+
+impl std::fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -165,22 +205,81 @@ impl std::ops::Deref for SharedText {
     }
 }
 
+impl AsRef<str> for SharedText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<[u8]> for SharedText {
     fn as_ref(&self) -> &[u8] {
         self.0.as_bytes()
     }
 }
 
+impl std::borrow::Borrow<str> for SharedText {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<String> for SharedText {
-    /// Takes the string's buffer (no copy of the text).
     fn from(s: String) -> Self {
-        Self(Arc::new(s))
+        Self(Arc::from(s))
+    }
+}
+
+impl From<&String> for SharedText {
+    fn from(s: &String) -> Self {
+        Self(Arc::from(s.as_str()))
     }
 }
 
 impl From<&str> for SharedText {
     fn from(s: &str) -> Self {
-        Self(Arc::new(s.to_owned()))
+        Self(Arc::from(s))
+    }
+}
+
+impl From<SharedText> for String {
+    fn from(s: SharedText) -> Self {
+        s.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for SharedText {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedText {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SharedText {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedText> for str {
+    fn eq(&self, other: &SharedText) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<SharedText> for &str {
+    fn eq(&self, other: &SharedText) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<SharedText> for String {
+    fn eq(&self, other: &SharedText) -> bool {
+        **self == *other.0
     }
 }
 
@@ -192,7 +291,23 @@ impl Serialize for SharedText {
 
 impl<'de> Deserialize<'de> for SharedText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self::from)
+        d.deserialize_str(SharedTextVisitor)
+    }
+}
+
+/// Reads a string straight into the shared allocation (one copy, no
+/// intermediate `String` where the input lends its text).
+struct SharedTextVisitor;
+
+impl serde::de::Visitor<'_> for SharedTextVisitor {
+    type Value = SharedText;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SharedText, E> {
+        Ok(SharedText::from(v))
     }
 }
 
@@ -261,8 +376,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct MemoryInner {
     endpoints: HashMap<String, Endpoint>,
-    deliveries: HashMap<String, DeliveryRecord, foldhash::fast::RandomState>,
-    finished: VecDeque<String>,
+    deliveries: HashMap<SharedText, DeliveryRecord, foldhash::fast::RandomState>,
+    finished: VecDeque<SharedText>,
 }
 
 impl Default for MemoryStore {
@@ -335,7 +450,7 @@ impl DeliveryStore for MemoryStore {
         let inner = self.lock();
         Ok(ids
             .iter()
-            .filter_map(|id| inner.deliveries.get(id).cloned())
+            .filter_map(|id| inner.deliveries.get(id.as_str()).cloned())
             .collect())
     }
 
@@ -352,5 +467,49 @@ impl DeliveryStore for MemoryStore {
             v.truncate(query.limit);
         }
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod shared_text_tests {
+    use std::collections::HashMap;
+
+    use super::SharedText;
+
+    #[test]
+    fn concat_reads_and_compares_as_the_joined_text() {
+        let id = SharedText::concat(&["msg_01", ".", "endpoint-é"]);
+        assert_eq!(id, "msg_01.endpoint-é");
+        assert_eq!(id.as_str(), "msg_01.endpoint-é");
+        assert_eq!(id.to_string(), "msg_01.endpoint-é");
+        assert_eq!(String::from(id.clone()), "msg_01.endpoint-é".to_owned());
+        // Longer than the stack buffer: still whole.
+        let long = "x".repeat(300);
+        assert_eq!(SharedText::concat(&[&long, "-", &long]).len(), 601);
+        assert_eq!(SharedText::concat(&[]), "");
+    }
+
+    #[test]
+    fn clones_share_one_allocation_and_maps_find_it_by_str() {
+        let a = SharedText::from("delivery-1");
+        let b = a.clone();
+        assert!(std::ptr::eq(a.as_str(), b.as_str()));
+        let mut map = HashMap::new();
+        map.insert(a, 1);
+        assert_eq!(map.get("delivery-1"), Some(&1));
+        assert_eq!(map.get("delivery-2"), None);
+    }
+
+    #[test]
+    fn serializes_as_a_plain_json_string() {
+        let text = SharedText::from("quote \" and \u{1}");
+        let json = serde_json::to_string(&text).unwrap();
+        assert_eq!(json, r#""quote \" and \u0001""#);
+        let back: SharedText = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, text);
+        // From a reader (no borrowed input) too.
+        let back: SharedText = serde_json::from_reader(json.as_bytes()).unwrap();
+        assert_eq!(back, text);
+        assert!(serde_json::from_str::<SharedText>("12").is_err());
     }
 }
