@@ -40,15 +40,15 @@ impl Envelope {
     /// The event in the structured JSON format, as bytes
     /// (media type `application/cloudevents+json`). Validates first.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        let mut out = String::new();
         self.write_json(&mut out)?;
-        Ok(out)
+        Ok(out.into_bytes())
     }
 
     /// [`Envelope::to_json_bytes`], appended to `out` (a buffer reused
     /// across events saves growing a new one for each). Validates first;
     /// on an error `out` is left as it was.
-    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<()> {
+    pub fn write_json(&self, out: &mut String) -> Result<()> {
         self.validate()?;
         fast::write_structured(self, out);
         Ok(())
@@ -255,14 +255,14 @@ impl<'de> serde::Deserialize<'de> for Envelope {
 /// bytes at a time instead of one, which is most of the work for an event
 /// whose data is mostly text.
 mod fast {
-    use std::io::Write as _;
+    use std::fmt::Write as _;
 
     use serde_json::Value;
 
     use super::super::{Data, Envelope, ExtensionValue, SPEC_VERSION, format_time};
 
-    pub(super) fn write_structured(e: &Envelope, out: &mut Vec<u8>) {
-        out.push(b'{');
+    pub(super) fn write_structured(e: &Envelope, out: &mut String) {
+        out.push('{');
         let mut members = Members { out, first: true };
         members.string("specversion", SPEC_VERSION);
         members.string("id", &e.id);
@@ -289,9 +289,7 @@ mod fast {
                 }
                 ExtensionValue::Boolean(b) => {
                     members.key(name);
-                    members
-                        .out
-                        .extend_from_slice(if *b { b"true" } else { b"false" });
+                    members.out.push_str(if *b { "true" } else { "false" });
                 }
             }
         }
@@ -310,22 +308,22 @@ mod fast {
                 );
             }
         }
-        out.push(b'}');
+        out.push('}');
     }
 
     /// The members of one JSON object, comma separated.
     struct Members<'a> {
-        out: &'a mut Vec<u8>,
+        out: &'a mut String,
         first: bool,
     }
 
     impl Members<'_> {
         fn key(&mut self, name: &str) {
             if !std::mem::take(&mut self.first) {
-                self.out.push(b',');
+                self.out.push(',');
             }
             write_str(self.out, name);
-            self.out.push(b':');
+            self.out.push(':');
         }
 
         fn string(&mut self, name: &str, value: &str) {
@@ -334,33 +332,33 @@ mod fast {
         }
     }
 
-    pub(super) fn write_value(out: &mut Vec<u8>, value: &Value) {
+    pub(super) fn write_value(out: &mut String, value: &Value) {
         match value {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             // `Number`'s Display is serde_json's own number output.
             Value::Number(n) => {
                 let _ = write!(out, "{n}");
             }
             Value::String(s) => write_str(out, s),
             Value::Array(items) => {
-                out.push(b'[');
+                out.push('[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push(b',');
+                        out.push(',');
                     }
                     write_value(out, item);
                 }
-                out.push(b']');
+                out.push(']');
             }
             Value::Object(map) => {
-                out.push(b'{');
+                out.push('{');
                 let mut members = Members { out, first: true };
                 for (name, item) in map {
                     members.key(name);
                     write_value(members.out, item);
                 }
-                out.push(b'}');
+                out.push('}');
             }
         }
     }
@@ -396,42 +394,43 @@ mod fast {
     /// the short forms of backspace, form feed, newline, carriage return and
     /// tab, `\u00XX` (lower-case hex) for the other control characters, and
     /// everything else as it is.
-    pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
+    pub(super) fn write_str(out: &mut String, s: &str) {
         let bytes = s.as_bytes();
         out.reserve(bytes.len() + 2);
-        out.push(b'"');
+        out.push('"');
         let (mut start, mut i) = (0, 0);
         while i < bytes.len() {
             i += clean_words(&bytes[i..]);
             let Some(&b) = bytes.get(i) else { break };
-            let short: Option<&[u8]> = match b {
-                b'"' => Some(b"\\\""),
-                b'\\' => Some(b"\\\\"),
-                0x08 => Some(b"\\b"),
-                0x0c => Some(b"\\f"),
-                b'\n' => Some(b"\\n"),
-                b'\r' => Some(b"\\r"),
-                b'\t' => Some(b"\\t"),
+            let short: Option<&str> = match b {
+                b'"' => Some("\\\""),
+                b'\\' => Some("\\\\"),
+                0x08 => Some("\\b"),
+                0x0c => Some("\\f"),
+                b'\n' => Some("\\n"),
+                b'\r' => Some("\\r"),
+                b'\t' => Some("\\t"),
                 0x00..=0x1f => None,
                 _ => {
                     i += 1;
                     continue;
                 }
             };
-            out.extend_from_slice(&bytes[start..i]);
+            // Escapes are ASCII: `start..i` lies on character boundaries.
+            out.push_str(&s[start..i]);
             if let Some(escape) = short {
-                out.extend_from_slice(escape);
+                out.push_str(escape);
             } else {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
             }
             i += 1;
             start = i;
         }
-        out.extend_from_slice(&bytes[start..]);
-        out.push(b'"');
+        out.push_str(&s[start..]);
+        out.push('"');
     }
 }
 
@@ -489,14 +488,14 @@ mod write_json_tests {
         let event = Envelope::new("/s", "booking.created")
             .with_id("e-1")
             .with_data_json(serde_json::json!({"room": "A-1"}));
-        let mut out = b"prefix".to_vec();
+        let mut out = "prefix".to_owned();
         event.write_json(&mut out).unwrap();
-        assert_eq!(&out[..6], b"prefix");
-        assert_eq!(out[6..], event.to_json_bytes().unwrap()[..]);
+        assert_eq!(&out[..6], "prefix");
+        assert_eq!(&out.as_bytes()[6..], event.to_json_bytes().unwrap());
 
         let invalid = Envelope::new("", "booking.created");
-        let mut out = b"prefix".to_vec();
+        let mut out = "prefix".to_owned();
         assert!(invalid.write_json(&mut out).is_err());
-        assert_eq!(out, b"prefix");
+        assert_eq!(out, "prefix");
     }
 }

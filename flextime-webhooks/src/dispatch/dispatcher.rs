@@ -1174,7 +1174,7 @@ impl Dispatcher {
         let structured_type = SharedText::from(flextime_core::envelope::STRUCTURED_CONTENT_TYPE);
         // One scratch buffer for the batch's JSON bodies: each body is then
         // copied once into an allocation of exactly its size.
-        let mut scratch = Vec::new();
+        let mut scratch = String::new();
         for event in events {
             event.validate()?;
             let message_id = new_message_id();
@@ -1194,9 +1194,7 @@ impl Dispatcher {
                         if structured.is_none() {
                             scratch.clear();
                             event.write_json(&mut scratch)?;
-                            let text = std::str::from_utf8(&scratch)
-                                .map_err(|_| Error::internal("structured JSON is not UTF-8"))?;
-                            structured = Some(SharedText::from(text));
+                            structured = Some(SharedText::from(scratch.as_str()));
                         }
                         (
                             structured.clone().unwrap_or_default(),
