@@ -175,6 +175,10 @@ impl Consumer for KafkaConsumer {
         self.inner.next().await
     }
 
+    async fn next_batch(&mut self, max: usize, deadline: Duration) -> Result<Vec<Delivery>> {
+        self.inner.next_batch(max, deadline).await
+    }
+
     async fn shutdown(&mut self) -> Result<()> {
         let outcome = self.inner.shutdown().await;
         self.consumer.unsubscribe();
@@ -209,9 +213,9 @@ async fn fetch(
             }
             held.pop();
             if let Some(token) = held_tokens.remove(&id) {
-                let delivery = Delivery::new(
+                let delivery = Delivery::shared(
                     ctx.topic.clone(),
-                    (*token.message).clone(),
+                    token.message.clone(),
                     channel_acker(token, settle_tx.clone()),
                 )
                 .with_backend("kafka");
@@ -259,10 +263,11 @@ async fn fetch(
         drop(record);
         memory_lock(&ctx.tracker).received(partition, offset);
         message.attempt = stored.saturating_add(1);
+        let message = Arc::new(message);
         let token = Token {
             partition,
             offset,
-            message: Arc::new(message.clone()),
+            message: message.clone(),
         };
         if message.attempt > options.max_attempts {
             let reason = max_attempts_reason(options.max_attempts);
@@ -280,7 +285,7 @@ async fn fetch(
             held_tokens.insert(seq, token);
             continue;
         }
-        let delivery = Delivery::new(
+        let delivery = Delivery::shared(
             ctx.topic.clone(),
             message,
             channel_acker(token, settle_tx.clone()),
