@@ -309,7 +309,7 @@ pub trait Acknowledger: Send + Sync + 'static {
 /// it never loses the message, and cancelling a settle call after it started
 /// never loses the settlement.
 pub struct Delivery {
-    message: Message,
+    message: Arc<Message>,
     topic: Arc<str>,
     backend: &'static str,
     received_at: DateTime<Utc>,
@@ -331,6 +331,16 @@ impl fmt::Debug for Delivery {
 impl Delivery {
     /// A delivery of `message` from `topic`, settled through `acker`.
     pub fn new(topic: Arc<str>, message: Message, acker: Box<dyn Acknowledger>) -> Self {
+        Self::shared(topic, Arc::new(message), acker)
+    }
+
+    /// A delivery of a message the backend's acknowledger also holds (for a
+    /// nack's copy or a dead letter), without copying it.
+    pub(crate) fn shared(
+        topic: Arc<str>,
+        message: Arc<Message>,
+        acker: Box<dyn Acknowledger>,
+    ) -> Self {
         Self {
             message,
             topic,
@@ -385,7 +395,7 @@ impl Delivery {
         metrics::counter!(
             flextime_core::telemetry::QUEUE_CONSUMED,
             "backend" => self.backend,
-            "topic" => self.topic.to_string(),
+            "topic" => self.topic.clone(),
             "outcome" => outcome
         )
         .increment(1);

@@ -58,37 +58,135 @@ fn closed() -> Error {
 
 impl<T: Clone + Send + Sync + 'static> Acknowledger for ChannelAcker<T> {
     fn settle(&self, settlement: Settlement, dropped: bool) -> BoxFuture<'static, Result<()>> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(SettleRequest {
-            token: self.token.clone(),
-            op: SettleOp::Settle {
+        request(
+            &self.tx,
+            self.token.clone(),
+            SettleOp::Settle {
                 settlement,
                 dropped,
             },
-            reply: (!dropped).then_some(reply),
-        });
-        Box::pin(async move {
-            if sent.is_err() {
-                return Err(closed());
-            }
-            rx.await.unwrap_or_else(|_| Err(closed()))
-        })
+            !dropped,
+        )
     }
 
     fn extend(&self, by: Duration) -> BoxFuture<'static, Result<()>> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(SettleRequest {
-            token: self.token.clone(),
-            op: SettleOp::Extend(by),
-            reply: Some(reply),
-        });
-        Box::pin(async move {
-            if sent.is_err() {
-                return Err(closed());
-            }
-            rx.await.unwrap_or_else(|_| Err(closed()))
-        })
+        request(&self.tx, self.token.clone(), SettleOp::Extend(by), true)
     }
+}
+
+/// Enqueue one request (before returning); the future reports its outcome.
+fn request<T>(
+    tx: &mpsc::UnboundedSender<SettleRequest<T>>,
+    token: T,
+    op: SettleOp,
+    wait: bool,
+) -> BoxFuture<'static, Result<()>> {
+    let (reply, rx) = oneshot::channel();
+    let sent = tx
+        .send(SettleRequest {
+            token,
+            op,
+            reply: wait.then_some(reply),
+        })
+        .is_ok();
+    Box::pin(async move {
+        if !sent {
+            return Err(closed());
+        }
+        rx.await.unwrap_or_else(|_| Err(closed()))
+    })
+}
+
+/// A backend's fast path for acks, beside the settle task: an ack is the
+/// common case and needs no settle-task hop when the backend can commit to
+/// it at once (enqueue it for a batching task, or perform it synchronously).
+#[allow(dead_code)] // used by the broker backends
+pub(crate) trait AckPath<T>: Send + Sync + 'static {
+    /// Commit to acknowledging `token` before returning (as
+    /// [`Acknowledger::settle`] must); the future only reports the outcome,
+    /// and dropping it must not cancel the ack.
+    fn ack(&self, token: &T) -> BoxFuture<'static, Result<()>>;
+}
+
+/// Where a consumer's deliveries settle: the settle task's channel and the
+/// ack fast path, shared by all of them (one reference count per delivery).
+#[allow(dead_code)] // used by the broker backends
+pub(crate) struct SettlePaths<T, A> {
+    /// The settle task's requests (nacks, dead letters, drops, extensions).
+    pub(crate) tx: mpsc::UnboundedSender<SettleRequest<T>>,
+    /// The ack fast path.
+    pub(crate) acks: A,
+}
+
+struct FastAcker<T, A> {
+    token: T,
+    paths: std::sync::Arc<SettlePaths<T, A>>,
+}
+
+/// Like [`channel_acker`], but acks go through `paths.acks` instead of the
+/// settle task; nacks, dead letters, drops and extensions still go to
+/// `paths.tx`.
+#[allow(dead_code)] // used by the broker backends
+pub(crate) fn fast_acker<T, A>(
+    token: T,
+    paths: std::sync::Arc<SettlePaths<T, A>>,
+) -> Box<dyn Acknowledger>
+where
+    T: Clone + Send + Sync + 'static,
+    A: AckPath<T>,
+{
+    Box::new(FastAcker { token, paths })
+}
+
+impl<T, A> Acknowledger for FastAcker<T, A>
+where
+    T: Clone + Send + Sync + 'static,
+    A: AckPath<T>,
+{
+    fn settle(&self, settlement: Settlement, dropped: bool) -> BoxFuture<'static, Result<()>> {
+        if settlement == Settlement::Ack && !dropped {
+            return self.paths.acks.ack(&self.token);
+        }
+        request(
+            &self.paths.tx,
+            self.token.clone(),
+            SettleOp::Settle {
+                settlement,
+                dropped,
+            },
+            !dropped,
+        )
+    }
+
+    fn extend(&self, by: Duration) -> BoxFuture<'static, Result<()>> {
+        request(
+            &self.paths.tx,
+            self.token.clone(),
+            SettleOp::Extend(by),
+            true,
+        )
+    }
+}
+
+/// One task that ends when all of `tasks` have ended, in order; aborting it
+/// aborts those still running. Lets [`TaskConsumer`] wait for a settle task
+/// and the ack task beside it as one.
+#[allow(dead_code)] // used by the broker backends
+pub(crate) fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) -> tokio::task::JoinHandle<()> {
+    struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            for task in &self.0 {
+                task.abort();
+            }
+        }
+    }
+    tokio::spawn(async move {
+        let mut tasks = AbortOnDrop(tasks);
+        for task in &mut tasks.0 {
+            let _ = task.await;
+        }
+    })
 }
 
 /// The backend side of [`channel_acker`]: performs settlements.

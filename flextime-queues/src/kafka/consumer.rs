@@ -11,13 +11,13 @@ use rdkafka::consumer::{
 };
 use rdkafka::message::Message as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Shared, client_config, from_record, kafka_error};
-use crate::settle::{Settler, TaskConsumer, spawn_settler};
+use crate::settle::{AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, spawn_settler};
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
-    dead_letter_copy, headers, max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
+    Consumer, ConsumerOptions, Delivery, Message, Result, Settlement, dead_letter_copy, headers,
+    max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
 };
 
 /// The most records held back for a later due time before reading pauses.
@@ -27,6 +27,7 @@ const MAX_HELD: usize = 10_000;
 pub struct KafkaConsumer {
     inner: TaskConsumer,
     consumer: Arc<StreamConsumer<Context>>,
+    committer: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -121,8 +122,54 @@ struct Ctx {
     shared: Arc<Shared>,
     consumer: Arc<StreamConsumer<Context>>,
     tracker: Arc<Mutex<Tracker>>,
+    commits: Commits,
     options: ConsumerOptions,
     topic: Arc<str>,
+}
+
+/// Settled offsets move the commit point; the committer task commits it.
+/// One commit covers every settlement since the last (a commit per ack was a
+/// broker request per message).
+#[derive(Clone)]
+struct Commits {
+    tracker: Arc<Mutex<Tracker>>,
+    due: Arc<Notify>,
+}
+
+impl Commits {
+    /// Settle an offset (synchronously), waking the committer when the
+    /// commit point moved.
+    fn settled(&self, partition: i32, offset: i64) {
+        if memory_lock(&self.tracker)
+            .settled(partition, offset)
+            .is_some()
+        {
+            self.due.notify_one();
+        }
+    }
+}
+
+/// An ack only moves the commit point: done before `settle` returns, with
+/// no settle-task hop.
+impl AckPath<Token> for Commits {
+    fn ack(&self, token: &Token) -> futures::future::BoxFuture<'static, Result<()>> {
+        self.settled(token.partition, token.offset);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Commit the commit points (asynchronously) whenever they moved. The final
+/// commit, on shutdown, is [`Settler::finish`]'s.
+async fn commit_due(consumer: Arc<StreamConsumer<Context>>, topic: String, commits: Commits) {
+    loop {
+        commits.due.notified().await;
+        let tpl = memory_lock(&commits.tracker).commit_points(&topic, None);
+        if tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+        {
+            tracing::debug!(error = %e, "kafka: commit failed; a later one covers it");
+        }
+    }
 }
 
 impl KafkaConsumer {
@@ -149,23 +196,41 @@ impl KafkaConsumer {
             .subscribe(&[&options.topic])
             .map_err(|e| kafka_error(&e, "subscribing"))?;
         let consumer = Arc::new(consumer);
+        let commits = Commits {
+            tracker: tracker.clone(),
+            due: Arc::new(Notify::new()),
+        };
+        let committer = tokio::spawn(commit_due(
+            consumer.clone(),
+            options.topic.clone(),
+            commits.clone(),
+        ));
         let ctx = Arc::new(Ctx {
             shared,
             consumer: consumer.clone(),
             tracker,
+            commits: commits.clone(),
             topic: Arc::from(options.topic.as_str()),
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let settler = spawn_settler(ctx.clone(), settle_rx, 256);
+        let paths = Arc::new(SettlePaths {
+            tx: settle_tx,
+            acks: commits,
+        });
         let fetch_ctx = ctx.clone();
         let inner = TaskConsumer::start(
             ctx.options.prefetch,
             ctx.options.shutdown_timeout,
             Some(settler),
-            move |tx, stop| fetch(fetch_ctx, settle_tx, tx, stop),
+            move |tx, stop| fetch(fetch_ctx, paths, tx, stop),
         );
-        Ok(Self { inner, consumer })
+        Ok(Self {
+            inner,
+            consumer,
+            committer,
+        })
     }
 }
 
@@ -175,8 +240,14 @@ impl Consumer for KafkaConsumer {
         self.inner.next().await
     }
 
+    async fn next_batch(&mut self, max: usize, deadline: Duration) -> Result<Vec<Delivery>> {
+        self.inner.next_batch(max, deadline).await
+    }
+
     async fn shutdown(&mut self) -> Result<()> {
+        // The settle task's last act is the final (synchronous) commit.
         let outcome = self.inner.shutdown().await;
+        self.committer.abort();
         self.consumer.unsubscribe();
         outcome
     }
@@ -186,13 +257,14 @@ impl Drop for KafkaConsumer {
     fn drop(&mut self) {
         // Leave the group so that the partitions (and their uncommitted
         // records) go to the group's other consumers at once.
+        self.committer.abort();
         self.consumer.unsubscribe();
     }
 }
 
 async fn fetch(
     ctx: Arc<Ctx>,
-    settle_tx: mpsc::UnboundedSender<SettleRequest<Token>>,
+    paths: Arc<SettlePaths<Token, Commits>>,
     tx: mpsc::Sender<Result<Delivery>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -209,10 +281,10 @@ async fn fetch(
             }
             held.pop();
             if let Some(token) = held_tokens.remove(&id) {
-                let delivery = Delivery::new(
+                let delivery = Delivery::shared(
                     ctx.topic.clone(),
-                    (*token.message).clone(),
-                    channel_acker(token, settle_tx.clone()),
+                    token.message.clone(),
+                    fast_acker(token, paths.clone()),
                 )
                 .with_backend("kafka");
                 tokio::select! {
@@ -259,10 +331,11 @@ async fn fetch(
         drop(record);
         memory_lock(&ctx.tracker).received(partition, offset);
         message.attempt = stored.saturating_add(1);
+        let message = Arc::new(message);
         let token = Token {
             partition,
             offset,
-            message: Arc::new(message.clone()),
+            message: message.clone(),
         };
         if message.attempt > options.max_attempts {
             let reason = max_attempts_reason(options.max_attempts);
@@ -280,31 +353,12 @@ async fn fetch(
             held_tokens.insert(seq, token);
             continue;
         }
-        let delivery = Delivery::new(
-            ctx.topic.clone(),
-            message,
-            channel_acker(token, settle_tx.clone()),
-        )
-        .with_backend("kafka");
+        let delivery =
+            Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
+                .with_backend("kafka");
         tokio::select! {
             sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
             _ = stop.changed() => return,
-        }
-    }
-}
-
-impl Ctx {
-    fn done(&self, partition: i32, offset: i64) {
-        let point = memory_lock(&self.tracker).settled(partition, offset);
-        if let Some(point) = point {
-            let mut tpl = TopicPartitionList::new();
-            if tpl
-                .add_partition_offset(&self.options.topic, partition, Offset::Offset(point))
-                .is_ok()
-                && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
-            {
-                tracing::debug!(error = %e, "kafka: commit failed; a later one covers it");
-            }
         }
     }
 }
@@ -342,7 +396,7 @@ impl Settler<Token> for Ctx {
                     .await?;
             }
         }
-        self.done(token.partition, token.offset);
+        self.commits.settled(token.partition, token.offset);
         Ok(())
     }
 

@@ -163,16 +163,19 @@ pub(crate) fn to_headers(
     attempt: u32,
     extra: &[(&str, String)],
 ) -> OwnedHeaders {
-    let mut out = OwnedHeaders::new_with_capacity(message.headers.len() + 3);
+    let mut out = OwnedHeaders::new_with_capacity(message.headers.len() + extra.len() + 2);
     out = out.insert(Header {
         key: headers::ID,
         value: Some(message.id.as_bytes()),
     });
-    let attempt = attempt.to_string();
-    out = out.insert(Header {
-        key: headers::ATTEMPT,
-        value: Some(attempt.as_bytes()),
-    });
+    // Only a nacked copy counts attempts; a first copy (0) carries none.
+    if attempt > 0 {
+        let attempt = attempt.to_string();
+        out = out.insert(Header {
+            key: headers::ATTEMPT,
+            value: Some(attempt.as_bytes()),
+        });
+    }
     for (name, value) in &message.headers {
         out = out.insert(Header {
             key: name.as_str(),
@@ -198,13 +201,16 @@ pub(crate) fn from_record(
     partition: i32,
     offset: i64,
 ) -> (Message, u32, Option<u64>) {
-    let mut message = Message::new(payload.unwrap_or_default().to_vec());
-    // Foreign records have no id header: the position is a stable id.
-    message.id = format!("{topic}/{partition}/{offset}");
-    message.key = key.map(|k| String::from_utf8_lossy(k).into_owned());
-    if let Some(ms) = timestamp.and_then(|t| u64::try_from(t).ok()) {
-        message.timestamp = from_unix_millis(ms);
-    }
+    let mut message = Message {
+        id: String::new(),
+        key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+        headers: std::collections::BTreeMap::new(),
+        payload: bytes::Bytes::copy_from_slice(payload.unwrap_or_default()),
+        timestamp: timestamp
+            .and_then(|t| u64::try_from(t).ok())
+            .map_or_else(chrono::Utc::now, from_unix_millis),
+        attempt: 0,
+    };
     let mut attempt = 0;
     let mut not_before = None;
     if let Some(hs) = record_headers {
@@ -219,6 +225,10 @@ pub(crate) fn from_record(
                 }
             }
         }
+    }
+    if message.id.is_empty() {
+        // Foreign records have no id header: the position is a stable id.
+        message.id = format!("{topic}/{partition}/{offset}");
     }
     (message, attempt, not_before)
 }

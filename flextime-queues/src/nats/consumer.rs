@@ -36,6 +36,8 @@ struct Token {
 
 struct Ctx {
     shared: Arc<Shared>,
+    /// Acks are requests on the client's shared reply subscription.
+    client: async_nats::Client,
     options: ConsumerOptions,
     topic: Arc<str>,
 }
@@ -97,6 +99,7 @@ impl NatsConsumer {
         .await?;
         let mover = tokio::spawn(move_delayed(shared.clone(), options.topic.clone(), movers));
         let ctx = Arc::new(Ctx {
+            client: shared.js.client(),
             shared,
             topic: Arc::from(options.topic.as_str()),
             options,
@@ -118,6 +121,10 @@ impl NatsConsumer {
 impl Consumer for NatsConsumer {
     async fn next(&mut self) -> Result<Option<Delivery>> {
         self.inner.next().await
+    }
+
+    async fn next_batch(&mut self, max: usize, deadline: Duration) -> Result<Vec<Delivery>> {
+        self.inner.next_batch(max, deadline).await
     }
 
     async fn shutdown(&mut self) -> Result<()> {
@@ -222,9 +229,10 @@ async fn fetch(
                 .and_then(|i| u32::try_from(i.delivered).ok())
                 .unwrap_or(1)
                 .max(1);
+            let message = Arc::new(message);
             let token = Token {
                 raw: Arc::new(raw),
-                message: Arc::new(message.clone()),
+                message: message.clone(),
             };
             if message.attempt > options.max_attempts {
                 let reason = max_attempts_reason(options.max_attempts);
@@ -236,7 +244,7 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery = Delivery::new(
+            let delivery = Delivery::shared(
                 ctx.topic.clone(),
                 message,
                 channel_acker(token, settle_tx.clone()),
@@ -266,11 +274,18 @@ impl Settler<Token> for Ctx {
             other => other,
         };
         match settlement {
-            Settlement::Ack => token
-                .raw
-                .double_ack()
-                .await
-                .map_err(|e| nats_error(&e, "acking"))?,
+            // Confirmed by the server, as `double_ack` is, but as a request
+            // on the client's one reply subscription instead of a
+            // subscription of its own per ack.
+            Settlement::Ack => {
+                let reply = token.raw.message.reply.clone().ok_or_else(|| {
+                    crate::Error::internal("NATS: a JetStream message without a reply subject")
+                })?;
+                self.client
+                    .request(reply, AckKind::Ack.into())
+                    .await
+                    .map_err(|e| nats_error(&e, "acking"))?;
+            }
             Settlement::Nack { delay } => token
                 .raw
                 .ack_with(AckKind::Nak(delay))

@@ -191,7 +191,17 @@ pub(crate) fn to_headers(message: &Message, extra: &[(&str, String)]) -> HeaderM
 }
 
 pub(crate) fn from_nats(message: &async_nats::Message) -> Message {
-    let mut out = Message::new(message.payload.clone());
+    // Id and timestamp come from the headers; only a foreign message without
+    // them gets fresh ones (below).
+    let mut out = Message {
+        id: String::new(),
+        key: None,
+        headers: std::collections::BTreeMap::new(),
+        payload: message.payload.clone(),
+        timestamp: chrono::DateTime::UNIX_EPOCH,
+        attempt: 0,
+    };
+    let mut timestamp = None;
     if let Some(map) = &message.headers {
         for (name, values) in map.iter() {
             let name: &str = name.as_ref();
@@ -204,7 +214,7 @@ pub(crate) fn from_nats(message: &async_nats::Message) -> Message {
                 KEY => out.key = Some(value),
                 headers::TIMESTAMP => {
                     if let Ok(ms) = value.parse() {
-                        out.timestamp = from_unix_millis(ms);
+                        timestamp = Some(from_unix_millis(ms));
                     }
                 }
                 headers::NOT_BEFORE => {}
@@ -214,5 +224,9 @@ pub(crate) fn from_nats(message: &async_nats::Message) -> Message {
             }
         }
     }
+    if out.id.is_empty() {
+        out.id = uuid::Uuid::now_v7().to_string();
+    }
+    out.timestamp = timestamp.unwrap_or_else(chrono::Utc::now);
     out
 }

@@ -120,6 +120,10 @@ impl Consumer for RabbitConsumer {
         self.inner.next().await
     }
 
+    async fn next_batch(&mut self, max: usize, deadline: Duration) -> Result<Vec<Delivery>> {
+        self.inner.next_batch(max, deadline).await
+    }
+
     async fn shutdown(&mut self) -> Result<()> {
         let outcome = self.inner.shutdown().await;
         self.ctx.close();
@@ -176,10 +180,11 @@ async fn fetch(
                 delivery.routing_key.as_str(),
             );
             message.attempt = attempt.saturating_add(count).saturating_add(1);
+            let message = Arc::new(message);
             let token = Token {
                 acker: delivery.acker,
                 channel: channel.clone(),
-                message: Arc::new(message.clone()),
+                message: message.clone(),
             };
             if message.attempt > options.max_attempts {
                 let reason = max_attempts_reason(options.max_attempts);
@@ -191,7 +196,7 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery = Delivery::new(
+            let delivery = Delivery::shared(
                 ctx.topic.clone(),
                 message,
                 channel_acker(token, settle_tx.clone()),

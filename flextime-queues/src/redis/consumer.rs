@@ -13,10 +13,12 @@ use super::{
     DELAY_SCRIPT, MOVE_SCRIPT, RedisConfig, delayed_key, from_fields, manager, redis_error,
     to_member, xadd,
 };
-use crate::settle::{Settler, TaskConsumer, spawn_settler};
+use crate::settle::{
+    AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, join_tasks, spawn_settler,
+};
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
-    dead_letter_copy, duration_millis, max_attempts_reason,
+    Consumer, ConsumerOptions, Delivery, Message, Result, Settlement, dead_letter_copy,
+    duration_millis, max_attempts_reason,
 };
 
 /// A member of a Redis consumer group.
@@ -42,10 +44,36 @@ const MOVE_EVERY: Duration = Duration::from_millis(100);
 
 type AckRequest = (Arc<str>, oneshot::Sender<Result<()>>);
 
+/// Acks are batched: one `XACK` for every ack waiting at that moment. A
+/// delivery's ack goes straight to the batching task (no settle-task hop).
+struct Acks(mpsc::UnboundedSender<AckRequest>);
+
+fn ack_task_stopped() -> crate::Error {
+    crate::Error::unavailable("Redis ack task stopped; the message will be redelivered")
+}
+
+impl Acks {
+    fn enqueue(&self, entry: Arc<str>) -> futures::future::BoxFuture<'static, Result<()>> {
+        let (reply, outcome) = oneshot::channel();
+        let sent = self.0.send((entry, reply));
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(ack_task_stopped());
+            }
+            outcome.await.unwrap_or_else(|_| Err(ack_task_stopped()))
+        })
+    }
+}
+
+impl AckPath<Token> for Acks {
+    fn ack(&self, token: &Token) -> futures::future::BoxFuture<'static, Result<()>> {
+        self.enqueue(token.entry.clone())
+    }
+}
+
 struct Ctx {
     conn: ConnectionManager,
-    /// Acks are batched: one `XACK` for every ack waiting at that moment.
-    acks: mpsc::UnboundedSender<AckRequest>,
+    acks: Acks,
     options: ConsumerOptions,
     topic: Arc<str>,
     delay_script: redis::Script,
@@ -77,14 +105,15 @@ impl RedisConsumer {
         create_group(&mut conn, &options.topic, &options.group).await?;
         let blocking = manager(client, Some(config.block + Duration::from_secs(10))).await?;
         let (acks, ack_rx) = mpsc::unbounded_channel();
-        tokio::spawn(ack_batches(
+        // Ends once every sender (the context, the deliveries) is gone.
+        let ack_task = tokio::spawn(ack_batches(
             conn.clone(),
             options.topic.clone(),
             options.group.clone(),
             ack_rx,
         ));
         let ctx = Arc::new(Ctx {
-            acks,
+            acks: Acks(acks.clone()),
             conn,
             topic: Arc::from(options.topic.as_str()),
             options,
@@ -92,12 +121,18 @@ impl RedisConsumer {
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let settler = spawn_settler(ctx.clone(), settle_rx, 256);
+        let paths = Arc::new(SettlePaths {
+            tx: settle_tx,
+            acks: Acks(acks),
+        });
+        // Shutdown waits for the settle task, then for the acks it left.
+        let settled = join_tasks(vec![settler, ack_task]);
         let block = config.block;
         let inner = TaskConsumer::start(
             ctx.options.prefetch,
             ctx.options.shutdown_timeout,
-            Some(settler),
-            move |tx, stop| fetch(ctx, blocking, block, settle_tx, tx, stop),
+            Some(settled),
+            move |tx, stop| fetch(ctx, blocking, block, paths, tx, stop),
         );
         Ok(Self { inner })
     }
@@ -107,6 +142,10 @@ impl RedisConsumer {
 impl Consumer for RedisConsumer {
     async fn next(&mut self) -> Result<Option<Delivery>> {
         self.inner.next().await
+    }
+
+    async fn next_batch(&mut self, max: usize, deadline: Duration) -> Result<Vec<Delivery>> {
+        self.inner.next_batch(max, deadline).await
     }
 
     async fn shutdown(&mut self) -> Result<()> {
@@ -221,7 +260,7 @@ async fn fetch(
     ctx: Arc<Ctx>,
     mut blocking: ConnectionManager,
     block: Duration,
-    settle_tx: mpsc::UnboundedSender<SettleRequest<Token>>,
+    paths: Arc<SettlePaths<Token, Acks>>,
     tx: mpsc::Sender<Result<Delivery>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -310,9 +349,10 @@ async fn fetch(
                 1
             };
             message.attempt = stored.saturating_add(count);
+            let message = Arc::new(message);
             let token = Token {
                 entry: Arc::from(id.as_str()),
-                message: Arc::new(message.clone()),
+                message: message.clone(),
             };
             if message.attempt > options.max_attempts {
                 let reason = max_attempts_reason(options.max_attempts);
@@ -324,12 +364,9 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery = Delivery::new(
-                ctx.topic.clone(),
-                message,
-                channel_acker(token, settle_tx.clone()),
-            )
-            .with_backend("redis");
+            let delivery =
+                Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
+                    .with_backend("redis");
             tokio::select! {
                 sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
                 _ = stop.changed() => return,
@@ -347,8 +384,10 @@ async fn ack_batches(
 ) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 1024).await > 0 {
-        let mut cmd = redis::cmd("XACK");
-        cmd.arg(&stream).arg(&group);
+        let ids: usize = batch.iter().map(|(entry, _)| entry.len()).sum();
+        let mut cmd =
+            redis::Cmd::with_capacity(3 + batch.len(), 4 + stream.len() + group.len() + ids);
+        cmd.arg("XACK").arg(&stream).arg(&group);
         for (entry, _) in &batch {
             cmd.arg(&**entry);
         }
@@ -382,15 +421,7 @@ impl Settler<Token> for Ctx {
         let mut pipe = redis::pipe();
         pipe.atomic();
         match settlement {
-            Settlement::Ack => {
-                let (reply, outcome) = oneshot::channel();
-                self.acks
-                    .send((token.entry.clone(), reply))
-                    .map_err(|_| crate::Error::unavailable("Redis ack task stopped"))?;
-                return outcome
-                    .await
-                    .unwrap_or_else(|_| Err(crate::Error::unavailable("Redis ack task stopped")));
-            }
+            Settlement::Ack => return self.acks.enqueue(token.entry).await,
             Settlement::Nack { delay: None } => {
                 xadd(&mut pipe, stream, &token.message, attempt);
             }

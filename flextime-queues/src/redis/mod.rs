@@ -154,12 +154,15 @@ pub(crate) const DELAYED_FIELD: &str = "flextime-delayed";
 
 /// Walks a message's stream fields in order (`id`, `ts`, `attempt`, `key`,
 /// `h:<header>`..., `payload`); `attempt` is the number of deliveries before
-/// this copy. The one definition of the entry layout, for `XADD` and for
-/// delayed-set members.
+/// this copy, left out when 0 (a first copy; readers take a missing
+/// `attempt` as 0). The one definition of the entry layout, for `XADD` and
+/// for delayed-set members.
 pub(crate) fn for_each_field(message: &Message, attempt: u32, mut field: impl FnMut(&str, &[u8])) {
     field("id", message.id.as_bytes());
     field("ts", unix_millis(message.timestamp).to_string().as_bytes());
-    field("attempt", attempt.to_string().as_bytes());
+    if attempt > 0 {
+        field("attempt", attempt.to_string().as_bytes());
+    }
     if let Some(key) = &message.key {
         field("key", key.as_bytes());
     }
@@ -262,12 +265,37 @@ fn from_member(member: &[u8]) -> Result<(Message, u32)> {
     from_fields(values)
 }
 
-/// `XADD stream * <fields of message>`, written straight into the command.
+/// `XADD stream * <fields of message>`, written straight into a command
+/// sized up front (growing it argument by argument copied the payload
+/// several times).
 pub(crate) fn xadd(pipe: &mut redis::Pipeline, stream: &str, message: &Message, attempt: u32) {
-    let cmd = pipe.cmd("XADD").arg(stream).arg("*");
+    // An upper bound of what `for_each_field` writes: names, ids and
+    // numbers of at most 20 digits.
+    let headers: usize = message
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 2)
+        .sum();
+    let key = message.key.as_ref().map_or(0, |k| k.len() + 3);
+    let size = "XADD".len()
+        + stream.len()
+        + 1
+        + 2
+        + message.id.len()
+        + 2
+        + 20
+        + 7
+        + 20
+        + key
+        + headers
+        + 7
+        + message.payload.len();
+    let mut cmd = redis::Cmd::with_capacity(3 + 2 * (4 + 1 + message.headers.len()), size);
+    cmd.arg("XADD").arg(stream).arg("*");
     for_each_field(message, attempt, |k, v| {
         cmd.arg(k).arg(v);
     });
+    pipe.add_command(cmd);
 }
 
 /// `ZADD key (broker time + delay_ms) member`, on the broker's clock; the

@@ -55,7 +55,7 @@ impl Producer for RedisProducer {
     async fn send_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
         for chunk in messages.chunks(self.max_in_flight.max(1)) {
             let _permit = self.permits(chunk.len()).await?;
-            let mut pipe = redis::pipe();
+            let mut pipe = redis::Pipeline::with_capacity(chunk.len());
             for message in chunk {
                 xadd(&mut pipe, topic, message, 0);
             }
