@@ -40,7 +40,7 @@ impl Envelope {
     /// The event in the structured JSON format, as bytes
     /// (media type `application/cloudevents+json`). Validates first.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(256);
         self.write_json(&mut out)?;
         Ok(out.into_bytes())
     }
@@ -285,7 +285,7 @@ mod fast {
                 ExtensionValue::String(s) => members.string(name, s),
                 ExtensionValue::Integer(i) => {
                     members.key(name);
-                    let _ = write!(members.out, "{i}");
+                    members.out.push_str(itoa::Buffer::new().format(*i));
                 }
                 ExtensionValue::Boolean(b) => {
                     members.key(name);
@@ -336,9 +336,16 @@ mod fast {
         match value {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            // `Number`'s Display is serde_json's own number output.
+            // Integers as serde_json writes them (itoa); a float through
+            // `Number`'s Display, which is serde_json's own float output.
             Value::Number(n) => {
-                let _ = write!(out, "{n}");
+                if let Some(u) = n.as_u64() {
+                    out.push_str(itoa::Buffer::new().format(u));
+                } else if let Some(i) = n.as_i64() {
+                    out.push_str(itoa::Buffer::new().format(i));
+                } else {
+                    let _ = write!(out, "{n}");
+                }
             }
             Value::String(s) => write_str(out, s),
             Value::Array(items) => {
@@ -376,6 +383,19 @@ mod fast {
         (below_space | has_zero(quote) | has_zero(backslash)) & HIGH_BITS != 0
     }
 
+    /// The bytes JSON strings escape: control characters, `"` and `\\`.
+    const ESCAPED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            table[b] = true;
+            b += 1;
+        }
+        table[b'"' as usize] = true;
+        table[b'\\' as usize] = true;
+        table
+    };
+
     /// How many leading bytes of `bytes`, in whole words of eight, need no
     /// escaping.
     fn clean_words(bytes: &[u8]) -> usize {
@@ -400,34 +420,37 @@ mod fast {
         out.push('"');
         let (mut start, mut i) = (0, 0);
         while i < bytes.len() {
+            // Whole clean words at once, then at most one word byte by byte.
             i += clean_words(&bytes[i..]);
-            let Some(&b) = bytes.get(i) else { break };
-            let short: Option<&str> = match b {
-                b'"' => Some("\\\""),
-                b'\\' => Some("\\\\"),
-                0x08 => Some("\\b"),
-                0x0c => Some("\\f"),
-                b'\n' => Some("\\n"),
-                b'\r' => Some("\\r"),
-                b'\t' => Some("\\t"),
-                0x00..=0x1f => None,
-                _ => {
-                    i += 1;
+            let word_end = (i + 8).min(bytes.len());
+            while i < word_end {
+                let b = bytes[i];
+                i += 1;
+                if !ESCAPED[usize::from(b)] {
                     continue;
                 }
-            };
-            // Escapes are ASCII: `start..i` lies on character boundaries.
-            out.push_str(&s[start..i]);
-            if let Some(escape) = short {
-                out.push_str(escape);
-            } else {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
+                let short = match b {
+                    b'"' => "\\\"",
+                    b'\\' => "\\\\",
+                    0x08 => "\\b",
+                    0x0c => "\\f",
+                    b'\n' => "\\n",
+                    b'\r' => "\\r",
+                    b'\t' => "\\t",
+                    _ => "",
+                };
+                // Escapes are ASCII: `start..i - 1` lies on character boundaries.
+                out.push_str(&s[start..i - 1]);
+                if short.is_empty() {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.push_str("\\u00");
+                    out.push(char::from(HEX[usize::from(b >> 4)]));
+                    out.push(char::from(HEX[usize::from(b & 0xf)]));
+                } else {
+                    out.push_str(short);
+                }
+                start = i;
             }
-            i += 1;
-            start = i;
         }
         out.push_str(&s[start..]);
         out.push('"');
