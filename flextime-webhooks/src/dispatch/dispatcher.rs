@@ -375,10 +375,6 @@ impl EndpointRuntime {
     }
 }
 
-/// The most `send_batch` reserves ahead for a batch's bodies (it grows
-/// beyond this as needed).
-const BATCH_BODIES_RESERVE_MAX: usize = 16 << 20;
-
 /// `(due millis, generation, delivery id)`, smallest first.
 type QueueEntry = (i64, u64, SharedText);
 
@@ -1176,13 +1172,9 @@ impl Dispatcher {
             .map(|ep| SharedText::from(&ep.id))
             .collect();
         let structured_type = SharedText::from(flextime_core::envelope::STRUCTURED_CONTENT_TYPE);
-        // The batch's JSON bodies are written one after the other into one
-        // text, shared by all of them once the batch is built: one
-        // allocation for the bodies of the whole batch instead of one each
-        // (each body is a large allocation, the costly kind for malloc).
-        let mut bodies = String::new();
-        // (record, range of `bodies`) for each structured body.
-        let mut body_parts: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        // One scratch buffer for the batch's JSON bodies: each body is then
+        // copied once into an allocation of exactly its size.
+        let mut scratch = String::new();
         for event in events {
             event.validate()?;
             let message_id = new_message_id();
@@ -1190,7 +1182,7 @@ impl Dispatcher {
                 SharedText::from(event.id()),
                 SharedText::from(event.event_type()),
             );
-            let mut structured: Option<std::ops::Range<usize>> = None;
+            let mut structured: Option<SharedText> = None;
             let mut deliveries = Vec::new();
             for (ep, endpoint_id) in endpoints
                 .iter()
@@ -1199,22 +1191,16 @@ impl Dispatcher {
             {
                 let (body, body_base64, content_type) = match ep.body {
                     BodyMode::Structured => {
-                        let range = if let Some(range) = &structured {
-                            range.clone()
-                        } else {
-                            let start = bodies.len();
-                            event.write_json(&mut bodies)?;
-                            if start == 0 {
-                                // Room for the rest of the batch at the first
-                                // body's size (bounded), instead of regrowing.
-                                let rest = bodies.len().saturating_mul(events.len() - 1);
-                                bodies.reserve(rest.min(BATCH_BODIES_RESERVE_MAX));
-                            }
-                            structured.insert(start..bodies.len()).clone()
-                        };
-                        body_parts.push((records.len(), range));
-                        // Filled in once the batch's bodies are complete.
-                        (SharedText::default(), false, structured_type.clone())
+                        if structured.is_none() {
+                            scratch.clear();
+                            event.write_json(&mut scratch)?;
+                            structured = Some(SharedText::from(scratch.as_str()));
+                        }
+                        (
+                            structured.clone().unwrap_or_default(),
+                            false,
+                            structured_type.clone(),
+                        )
                     }
                     BodyMode::Raw => {
                         let (b, b64, ct) = raw_body(event);
@@ -1246,16 +1232,6 @@ impl Dispatcher {
                 message_id,
                 deliveries,
             });
-        }
-        if !body_parts.is_empty() {
-            let shared: Arc<str> = Arc::from(bodies.as_str());
-            for (index, range) in body_parts {
-                let body = SharedText::part(&shared, range.clone())
-                    .unwrap_or_else(|| SharedText::from(&bodies[range]));
-                if let Some(record) = records.get_mut(index) {
-                    record.body = body;
-                }
-            }
         }
         if !records.is_empty() {
             self.inner.store.save_deliveries(records.clone()).await?;

@@ -150,38 +150,14 @@ impl DeliveryRecord {
 /// bodies are copied into the store, the queue, the attempt and the events
 /// by a reference count, never by duplicating the text. It reads as a `str`
 /// (`Deref`, `Display`, comparisons with `str` and `String`), and is written
-/// and read as a plain JSON string. It may be part of a larger shared text
-/// (the bodies of one [`Dispatcher::send_batch`](super::Dispatcher::send_batch)
-/// share one allocation, freed with the last of them).
-#[derive(Clone)]
-pub struct SharedText {
-    text: Arc<str>,
-    /// The part of `text` this is (the whole of it, mostly).
-    start: u32,
-    end: u32,
-}
+/// and read as a plain JSON string.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedText(Arc<str>);
 
 impl SharedText {
     /// The text.
     pub fn as_str(&self) -> &str {
-        if self.end == WHOLE {
-            return &self.text;
-        }
-        // Parts are only made on character boundaries (see `part`).
-        self.text
-            .get(self.start as usize..self.end as usize)
-            .unwrap_or_default()
-    }
-
-    /// The part `range` of `text`, sharing its allocation; `None` when the
-    /// range is out of bounds or not on character boundaries.
-    pub(crate) fn part(text: &Arc<str>, range: std::ops::Range<usize>) -> Option<Self> {
-        text.get(range.clone())?;
-        Some(Self {
-            text: Arc::clone(text),
-            start: u32::try_from(range.start).ok()?,
-            end: u32::try_from(range.end).ok().filter(|&end| end != WHOLE)?,
-        })
+        &self.0
     }
 
     /// The parts one after the other, in one allocation (no intermediate
@@ -202,152 +178,114 @@ impl SharedText {
         }
         Self::from(parts.concat())
     }
-
-    fn whole(text: Arc<str>) -> Self {
-        Self {
-            text,
-            start: 0,
-            end: WHOLE,
-        }
-    }
-}
-
-/// `SharedText::end` of a text that is all of its allocation (of any length).
-const WHOLE: u32 = u32::MAX;
-
-impl PartialEq for SharedText {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for SharedText {}
-
-impl PartialOrd for SharedText {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for SharedText {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl std::hash::Hash for SharedText {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As `str` hashes, so maps keyed by it find entries by `&str`.
-        self.as_str().hash(state);
-    }
 }
 
 impl Default for SharedText {
     fn default() -> Self {
-        Self::whole(Arc::from(""))
+        Self(Arc::from(""))
     }
 }
 
 impl std::fmt::Debug for SharedText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
+        std::fmt::Debug::fmt(&*self.0, f)
     }
 }
 
 impl std::fmt::Display for SharedText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
 impl std::ops::Deref for SharedText {
     type Target = str;
     fn deref(&self) -> &str {
-        self.as_str()
+        &self.0
     }
 }
 
 impl AsRef<str> for SharedText {
     fn as_ref(&self) -> &str {
-        self.as_str()
+        &self.0
     }
 }
 
 impl AsRef<[u8]> for SharedText {
     fn as_ref(&self) -> &[u8] {
-        self.as_str().as_bytes()
+        self.0.as_bytes()
     }
 }
 
 impl std::borrow::Borrow<str> for SharedText {
     fn borrow(&self) -> &str {
-        self.as_str()
+        &self.0
     }
 }
 
 impl From<String> for SharedText {
     fn from(s: String) -> Self {
-        Self::whole(Arc::from(s))
+        Self(Arc::from(s))
     }
 }
 
 impl From<&String> for SharedText {
     fn from(s: &String) -> Self {
-        Self::whole(Arc::from(s.as_str()))
+        Self(Arc::from(s.as_str()))
     }
 }
 
 impl From<&str> for SharedText {
     fn from(s: &str) -> Self {
-        Self::whole(Arc::from(s))
+        Self(Arc::from(s))
     }
 }
 
 impl From<SharedText> for String {
     fn from(s: SharedText) -> Self {
-        s.as_str().to_owned()
+        s.0.as_ref().to_owned()
     }
 }
 
 impl PartialEq<str> for SharedText {
     fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
+        &*self.0 == other
     }
 }
 
 impl PartialEq<&str> for SharedText {
     fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+        &*self.0 == *other
     }
 }
 
 impl PartialEq<String> for SharedText {
     fn eq(&self, other: &String) -> bool {
-        self.as_str() == other.as_str()
+        *self.0 == **other
     }
 }
 
 impl PartialEq<SharedText> for str {
     fn eq(&self, other: &SharedText) -> bool {
-        self == other.as_str()
+        self == &*other.0
     }
 }
 
 impl PartialEq<SharedText> for &str {
     fn eq(&self, other: &SharedText) -> bool {
-        *self == other.as_str()
+        *self == &*other.0
     }
 }
 
 impl PartialEq<SharedText> for String {
     fn eq(&self, other: &SharedText) -> bool {
-        self.as_str() == other.as_str()
+        **self == *other.0
     }
 }
 
 impl Serialize for SharedText {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        s.serialize_str(&self.0)
     }
 }
 
@@ -573,43 +511,5 @@ mod shared_text_tests {
         let back: SharedText = serde_json::from_reader(json.as_bytes()).unwrap();
         assert_eq!(back, text);
         assert!(serde_json::from_str::<SharedText>("12").is_err());
-    }
-}
-
-#[cfg(test)]
-mod shared_text_part_tests {
-    use std::sync::Arc;
-
-    use super::SharedText;
-
-    #[test]
-    fn a_part_shares_the_text_and_reads_as_its_own() {
-        let all: Arc<str> = Arc::from("héllo, world");
-        let part = SharedText::part(&all, 0..6).unwrap();
-        assert_eq!(part, "héllo");
-        assert_eq!(part, SharedText::from("héllo"));
-        assert_eq!(part.len(), 6);
-        assert!(std::ptr::eq(part.as_str().as_ptr(), all.as_ptr()));
-        // Same text, same hash and order as the whole-text form.
-        let mut set = std::collections::HashSet::new();
-        set.insert(SharedText::from("héllo"));
-        assert!(set.contains(&part));
-        assert!(set.contains("héllo"));
-        assert_eq!(serde_json::to_string(&part).unwrap(), r#""héllo""#);
-        assert_eq!(
-            SharedText::part(&all, 8..13)
-                .unwrap()
-                .cmp(&SharedText::from("world")),
-            std::cmp::Ordering::Equal
-        );
-    }
-
-    #[test]
-    fn no_part_out_of_bounds_or_inside_a_character() {
-        let all: Arc<str> = Arc::from("héllo");
-        assert!(SharedText::part(&all, 0..7).is_none());
-        // 'é' is two bytes: 2 is inside it.
-        assert!(SharedText::part(&all, 0..2).is_none());
-        assert_eq!(SharedText::part(&all, 3..3).unwrap(), "");
     }
 }
