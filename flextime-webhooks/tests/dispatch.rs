@@ -728,3 +728,58 @@ async fn a_cached_signer_follows_rotation_and_the_end_of_the_grace_period() {
     assert!(after.verifies_with_at(new.expose(), at));
     assert!(!after.verifies_with_at(SECRET, at));
 }
+
+/// Each delivery of a batch carries exactly its own event, in either body
+/// mode, signed over those bytes (bodies of a batch share one scratch buffer).
+#[tokio::test]
+async fn every_delivery_of_a_batch_carries_its_own_body() {
+    let mut structured = TestReceiver::start().await;
+    let mut raw = TestReceiver::start().await;
+    let d = start(config(&[0]), None).await;
+    d.add_endpoint(Endpoint::new("structured", &structured.url).with_secret(SECRET))
+        .await
+        .unwrap();
+    d.add_endpoint(
+        Endpoint::new("raw", &raw.url)
+            .with_secret(SECRET)
+            .with_body(BodyMode::Raw),
+    )
+    .await
+    .unwrap();
+    let mut events = d.subscribe();
+    // Bodies of different lengths, one with text JSON must escape.
+    let batch: Vec<Envelope> = (0..7usize)
+        .map(|n| {
+            Envelope::new("/tests", "a.b")
+                .with_id(format!("evt-{n}"))
+                .with_data_json(json!({"n": n, "notes": "x\"\n".repeat(n * 40)}))
+        })
+        .collect();
+    d.send_batch(&batch).await.unwrap();
+    for _ in 0..14 {
+        assert_eq!(
+            finished(&mut events).await.status,
+            DeliveryStatus::Delivered
+        );
+    }
+    let mut seen_structured = structured.drain();
+    let mut seen_raw = raw.drain();
+    assert_eq!((seen_structured.len(), seen_raw.len()), (7, 7));
+    for s in seen_structured.iter().chain(&seen_raw) {
+        assert!(s.verifies_with(SECRET), "signature over the body sent");
+    }
+    let n_of = |v: &serde_json::Value| v["n"].as_u64().unwrap();
+    seen_structured.sort_by_key(|s| {
+        n_of(&serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["data"])
+    });
+    seen_raw.sort_by_key(|s| n_of(&serde_json::from_slice(&s.body).unwrap()));
+    for (n, (s, r)) in seen_structured.iter().zip(&seen_raw).enumerate() {
+        let sent = &batch[n];
+        assert_eq!(s.body, sent.to_json_bytes().unwrap());
+        let data: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        match sent.data() {
+            Some(flextime_core::Data::Json(v)) => assert_eq!(&data, v),
+            other => panic!("unexpected data {other:?}"),
+        }
+    }
+}
