@@ -168,6 +168,27 @@ where
     }
 }
 
+/// Hand a fetched delivery to the consumer's channel: at once when it has
+/// room (the common case, without setting up a wait on `stop`), else wait
+/// for room or for `stop`. False when the consumer is gone or stopping (the
+/// fetch loop then ends; a delivery not handed over is never acked, so the
+/// broker redelivers it).
+#[allow(dead_code)] // used by the broker backends
+pub(crate) async fn hand_over(
+    tx: &mpsc::Sender<Result<crate::Delivery>>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    delivery: crate::Delivery,
+) -> bool {
+    match tx.try_send(Ok(delivery)) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(item)) => tokio::select! {
+            sent = tx.send(item) => sent.is_ok(),
+            _ = stop.changed() => false,
+        },
+    }
+}
+
 /// One task that ends when all of `tasks` have ended, in order; aborting it
 /// aborts those still running. Lets [`TaskConsumer`] wait for a settle task
 /// and the ack task beside it as one.

@@ -14,7 +14,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Shared, client_config, from_record, kafka_error};
-use crate::settle::{AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, spawn_settler};
+use crate::settle::{
+    AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, spawn_settler,
+};
 use crate::{
     Consumer, ConsumerOptions, Delivery, Message, Result, Settlement, dead_letter_copy, headers,
     max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
@@ -287,9 +289,8 @@ async fn fetch(
                     fast_acker(token, paths.clone()),
                 )
                 .with_backend("kafka");
-                tokio::select! {
-                    sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
-                    _ = stop.changed() => return,
+                if !hand_over(&tx, &mut stop, delivery).await {
+                    return;
                 }
             }
         }
@@ -356,9 +357,8 @@ async fn fetch(
         let delivery =
             Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
                 .with_backend("kafka");
-        tokio::select! {
-            sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
-            _ = stop.changed() => return,
+        if !hand_over(&tx, &mut stop, delivery).await {
+            return;
         }
     }
 }

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use super::{Shared, delayed_subject, from_nats, nats_error, stream_name};
-use crate::settle::{Settler, TaskConsumer, spawn_settler};
+use crate::settle::{Settler, TaskConsumer, hand_over, spawn_settler};
 use crate::{
     Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
     dead_letter_copy, headers, max_attempts_reason, unix_millis,
@@ -250,9 +250,8 @@ async fn fetch(
                 channel_acker(token, settle_tx.clone()),
             )
             .with_backend("nats");
-            tokio::select! {
-                sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
-                _ = stop.changed() => return,
+            if !hand_over(&tx, &mut stop, delivery).await {
+                return;
             }
         }
         tokio::select! {

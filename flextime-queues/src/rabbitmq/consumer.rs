@@ -15,7 +15,7 @@ use super::{
     DEAD_LETTER_GROUP, RabbitConfig, amqp_error, confirm_channel, declare_group, from_amqp, open,
     properties, publish,
 };
-use crate::settle::{Settler, TaskConsumer, spawn_settler};
+use crate::settle::{Settler, TaskConsumer, hand_over, spawn_settler};
 use crate::{
     Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
     dead_letter_copy, max_attempts_reason,
@@ -202,9 +202,8 @@ async fn fetch(
                 channel_acker(token, settle_tx.clone()),
             )
             .with_backend("rabbitmq");
-            tokio::select! {
-                sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
-                _ = stop.changed() => return,
+            if !hand_over(&tx, &mut stop, delivery).await {
+                return;
             }
         }
         if *stop.borrow() {

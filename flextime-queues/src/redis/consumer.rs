@@ -14,7 +14,7 @@ use super::{
     to_member, xadd,
 };
 use crate::settle::{
-    AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, join_tasks, spawn_settler,
+    AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, join_tasks, spawn_settler,
 };
 use crate::{
     Consumer, ConsumerOptions, Delivery, Message, Result, Settlement, dead_letter_copy,
@@ -367,9 +367,8 @@ async fn fetch(
             let delivery =
                 Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
                     .with_backend("redis");
-            tokio::select! {
-                sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
-                _ = stop.changed() => return,
+            if !hand_over(&tx, &mut stop, delivery).await {
+                return;
             }
         }
     }
