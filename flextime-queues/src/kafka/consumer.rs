@@ -123,7 +123,7 @@ struct Token {
 struct Ctx {
     shared: Arc<Shared>,
     consumer: Arc<StreamConsumer<Context>>,
-    tracker: Arc<Mutex<Tracker>>,
+    /// Holds the offset tracker too (`commits.tracker`).
     commits: Commits,
     options: ConsumerOptions,
     topic: Arc<str>,
@@ -199,7 +199,7 @@ impl KafkaConsumer {
             .map_err(|e| kafka_error(&e, "subscribing"))?;
         let consumer = Arc::new(consumer);
         let commits = Commits {
-            tracker: tracker.clone(),
+            tracker,
             due: Arc::new(Notify::new()),
         };
         let committer = tokio::spawn(commit_due(
@@ -210,7 +210,6 @@ impl KafkaConsumer {
         let ctx = Arc::new(Ctx {
             shared,
             consumer: consumer.clone(),
-            tracker,
             commits: commits.clone(),
             topic: Arc::from(options.topic.as_str()),
             options,
@@ -330,7 +329,7 @@ async fn fetch(
             offset,
         );
         drop(record);
-        memory_lock(&ctx.tracker).received(partition, offset);
+        memory_lock(&ctx.commits.tracker).received(partition, offset);
         message.attempt = stored.saturating_add(1);
         let message = Arc::new(message);
         let token = Token {
@@ -405,7 +404,7 @@ impl Settler<Token> for Ctx {
     }
 
     async fn finish(&self) {
-        let tpl = memory_lock(&self.tracker).commit_points(&self.options.topic, None);
+        let tpl = memory_lock(&self.commits.tracker).commit_points(&self.options.topic, None);
         if tpl.count() > 0
             && let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync)
         {

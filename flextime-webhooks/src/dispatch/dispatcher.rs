@@ -617,7 +617,7 @@ impl Inner {
     /// Reschedule a pending delivery at `due` (no attempt counted).
     fn reschedule(&self, id: &str, due: DateTime<Utc>) {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        {
+        let id = {
             let mut pending = lock(&self.pending);
             let Some(entry) = pending.get_mut(id) else {
                 return;
@@ -625,9 +625,11 @@ impl Inner {
             entry.generation = generation;
             entry.running = false;
             Arc::make_mut(&mut entry.record).next_attempt_at = Some(due);
-        }
+            // The record's own id: a reference count, not a new copy.
+            entry.record.id.clone()
+        };
         let now = millis(self.clock.now());
-        lock(&self.queue).push((millis(due), generation, SharedText::from(id)), now);
+        lock(&self.queue).push((millis(due), generation, id), now);
         self.wake.notify_one();
     }
 
