@@ -94,6 +94,10 @@ async fn fails_k_times_then_succeeds_with_the_same_webhook_id() {
     assert_eq!(outcome.status, DeliveryStatus::Delivered);
     assert_eq!(outcome.attempts, 4);
     assert_eq!(outcome.message_id, receipt.message_id);
+    assert!(
+        d.endpoint("ep").unwrap().failing_since.is_none(),
+        "the success cleared the failure history"
+    );
 
     let seen: Vec<_> = rx_http.drain();
     assert_eq!(seen.len(), 4);

@@ -120,16 +120,22 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
-    name: Arc<str>,
-    config: Arc<BreakerConfig>,
+    /// One allocation: a clone (each permit holds one) is a single
+    /// reference count, which callers on several threads share.
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: Box<str>,
+    config: BreakerConfig,
     clock: SharedClock,
-    inner: Arc<Mutex<Inner>>,
+    inner: Mutex<Inner>,
 }
 
 impl fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
-            .field("name", &self.name)
+            .field("name", &self.shared.name)
             .field("state", &self.state())
             .finish_non_exhaustive()
     }
@@ -145,22 +151,27 @@ impl CircuitBreaker {
     pub fn with_clock(name: impl Into<String>, config: BreakerConfig, clock: SharedClock) -> Self {
         let name: String = name.into();
         Self {
-            name: name.into(),
-            config: Arc::new(config),
-            clock,
-            inner: Arc::new(Mutex::new(Inner {
-                state: CircuitState::Closed,
-                consecutive: 0,
-                window: VecDeque::new(),
-                window_failures: 0,
-                probes_in_flight: 0,
-                probe_successes: 0,
-            })),
+            shared: Arc::new(Shared {
+                name: name.into_boxed_str(),
+                config,
+                clock,
+                inner: Mutex::new(Inner {
+                    state: CircuitState::Closed,
+                    consecutive: 0,
+                    window: VecDeque::new(),
+                    window_failures: 0,
+                    probes_in_flight: 0,
+                    probe_successes: 0,
+                }),
+            }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The current state (an expired open state reads as half-open).
@@ -172,7 +183,7 @@ impl CircuitBreaker {
 
     fn refresh(&self, inner: &mut Inner) {
         if let CircuitState::Open { until } = inner.state
-            && self.clock.now() >= until
+            && self.shared.clock.now() >= until
         {
             self.transition(inner, CircuitState::HalfOpen);
         }
@@ -184,8 +195,8 @@ impl CircuitBreaker {
             CircuitState::Open { .. } => "open",
             CircuitState::HalfOpen => "half_open",
         };
-        tracing::info!(breaker = %self.name, state = label, "circuit breaker state change");
-        metrics::counter!(crate::telemetry::BREAKER_TRANSITIONS, "breaker" => self.name.to_string(), "to" => label)
+        tracing::info!(breaker = %self.shared.name, state = label, "circuit breaker state change");
+        metrics::counter!(crate::telemetry::BREAKER_TRANSITIONS, "breaker" => self.shared.name.to_string(), "to" => label)
             .increment(1);
         inner.state = to;
         inner.probes_in_flight = 0;
@@ -207,17 +218,19 @@ impl CircuitBreaker {
         match inner.state {
             CircuitState::Closed => Ok(BreakerPermit::new(self.clone(), false)),
             CircuitState::Open { until } => {
-                let wait = (until - self.clock.now()).to_std().unwrap_or_default();
+                let wait = (until - self.shared.clock.now())
+                    .to_std()
+                    .unwrap_or_default();
                 Err(
-                    Error::unavailable(format!("circuit breaker `{}` is open", self.name))
+                    Error::unavailable(format!("circuit breaker `{}` is open", self.shared.name))
                         .with_retry_after(Some(wait)),
                 )
             }
             CircuitState::HalfOpen => {
-                if inner.probes_in_flight >= self.config.half_open_probes.max(1) {
+                if inner.probes_in_flight >= self.shared.config.half_open_probes.max(1) {
                     return Err(Error::unavailable(format!(
                         "circuit breaker `{}` is half-open and its probe is in flight",
-                        self.name
+                        self.shared.name
                     )));
                 }
                 inner.probes_in_flight += 1;
@@ -246,7 +259,7 @@ impl CircuitBreaker {
 
     fn record(&self, probe: bool, ok: bool) {
         let mut inner = self.lock();
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         if probe {
             inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
         }
@@ -254,7 +267,7 @@ impl CircuitBreaker {
             CircuitState::HalfOpen if probe => {
                 if ok {
                     inner.probe_successes += 1;
-                    if inner.probe_successes >= self.config.probes_to_close.max(1) {
+                    if inner.probe_successes >= self.shared.config.probes_to_close.max(1) {
                         self.transition(&mut inner, CircuitState::Closed);
                     }
                 } else {
@@ -268,7 +281,7 @@ impl CircuitBreaker {
                     inner.window_failures += 1;
                 }
                 let horizon = now
-                    - chrono::Duration::from_std(self.config.window)
+                    - chrono::Duration::from_std(self.shared.config.window)
                         .unwrap_or(chrono::Duration::MAX);
                 while inner.window.front().is_some_and(|(at, _)| *at < horizon)
                     || inner.window.len() > MAX_WINDOW_ENTRIES
@@ -281,11 +294,11 @@ impl CircuitBreaker {
                 let failures = inner.window_failures;
                 debug_assert_eq!(failures, inner.window.iter().filter(|(_, ok)| !ok).count());
                 #[allow(clippy::cast_precision_loss)]
-                let ratio_tripped = calls >= self.config.min_calls as usize
+                let ratio_tripped = calls >= self.shared.config.min_calls as usize
                     && calls > 0
-                    && failures as f64 / calls as f64 >= self.config.failure_ratio;
+                    && failures as f64 / calls as f64 >= self.shared.config.failure_ratio;
                 if !ok
-                    && (inner.consecutive >= self.config.consecutive_failures.max(1)
+                    && (inner.consecutive >= self.shared.config.consecutive_failures.max(1)
                         || ratio_tripped)
                 {
                     self.open(&mut inner, now);
@@ -297,7 +310,8 @@ impl CircuitBreaker {
     }
 
     fn open(&self, inner: &mut Inner, now: DateTime<Utc>) {
-        let until = now + chrono::Duration::from_std(self.config.open_for).unwrap_or_default();
+        let until =
+            now + chrono::Duration::from_std(self.shared.config.open_for).unwrap_or_default();
         self.transition(inner, CircuitState::Open { until });
     }
 
@@ -320,7 +334,7 @@ pub struct BreakerPermit {
 impl fmt::Debug for BreakerPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerPermit")
-            .field("breaker", &self.breaker.name)
+            .field("breaker", &self.breaker.shared.name)
             .field("probe", &self.probe)
             .finish_non_exhaustive()
     }

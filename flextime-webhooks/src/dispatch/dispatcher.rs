@@ -248,10 +248,13 @@ impl DispatcherBuilder {
             clock: self.clock,
             client,
             endpoints: RwLock::new(HashMap::new()),
-            pending: Mutex::new(HashMap::default()),
-            queue: Mutex::new(DueQueue::default()),
+            work: Mutex::new(Work {
+                pending: HashMap::default(),
+                queue: DueQueue::default(),
+            }),
             wake: Notify::new(),
             events,
+            subscribed: AtomicBool::new(false),
             hook: self.hook,
             shutdown: AtomicBool::new(false),
             uncommitted: Arc::new(Semaphore::new(UNCOMMITTED_FINALS)),
@@ -307,22 +310,45 @@ impl Drop for Dispatcher {
     }
 }
 
+/// What workers on every thread touch per attempt is read-mostly: the
+/// flags are plain loads, the metric handles registered once, and the
+/// endpoint and its signer sit behind one lock, so an attempt writes few
+/// cache lines that the other threads also write.
 struct EndpointRuntime {
-    /// Shared with in-flight attempts; changed copy-on-write.
-    endpoint: Mutex<Arc<Endpoint>>,
-    /// The endpoint id as a metric label (cloning it is a reference count).
-    label: metrics::SharedString,
+    /// The endpoint (shared with in-flight attempts; changed copy-on-write)
+    /// and its cached signer.
+    state: Mutex<EndpointState>,
+    /// Whether the endpoint has a `failing_since` (kept with every change
+    /// made through [`EndpointRuntime::update`]): a success on a healthy
+    /// endpoint then takes no lock.
+    failing: AtomicBool,
+    /// Whether the endpoint delivers in order (fixed for a runtime: only a
+    /// new runtime changes it).
+    sends_in_order: bool,
+    /// Whether `order` may hold entries: the endpoint is ordered, or this
+    /// runtime's predecessor left entries.
+    ordered: bool,
+    /// `flextime_deliveries_total{outcome="delivered"}` of this endpoint.
+    delivered: metrics::Counter,
+    /// `flextime_deliveries_total{outcome="failed"}` of this endpoint.
+    failed: metrics::Counter,
+    /// `flextime_delivery_seconds` of this endpoint.
+    latency: metrics::Histogram,
     url: Option<url::Url>,
-    semaphore: Arc<Semaphore>,
+    semaphore: Semaphore,
     limiter: Option<RateLimiter>,
     breaker: CircuitBreaker,
     /// Queue entries that found the endpoint at its in-flight limit.
     blocked: Mutex<Vec<QueueEntry>>,
     /// Ordered endpoints: pending deliveries in order; only the first is scheduled.
     order: Mutex<BTreeSet<(DateTime<Utc>, u64, SharedText)>>,
+}
+
+struct EndpointState {
+    endpoint: Arc<Endpoint>,
     /// The signer of the last endpoint version seen, and until when its set
     /// of active secrets holds (decoding secrets per attempt is waste).
-    signer: Mutex<Option<CachedSigner>>,
+    signer: Option<CachedSigner>,
 }
 
 struct CachedSigner {
@@ -334,23 +360,25 @@ struct CachedSigner {
 impl EndpointRuntime {
     /// The endpoint as it stands now (a cheap shared copy).
     fn snapshot(&self) -> Arc<Endpoint> {
-        Arc::clone(&lock(&self.endpoint))
+        Arc::clone(&lock(&self.state).endpoint)
     }
 
-    /// The signer for `endpoint` (this runtime's current version) at `now`.
-    fn signer(
-        &self,
-        endpoint: &Arc<Endpoint>,
-        now: DateTime<Utc>,
-    ) -> Result<Arc<StandardWebhooks>> {
-        let mut cached = lock(&self.signer);
-        if let Some(c) = cached.as_ref()
-            && Arc::ptr_eq(&c.endpoint, endpoint)
+    /// The endpoint as it stands now and its signer at `now`, under one
+    /// lock.
+    fn current(&self, now: DateTime<Utc>) -> (Arc<Endpoint>, Result<Arc<StandardWebhooks>>) {
+        let mut state = lock(&self.state);
+        let endpoint = Arc::clone(&state.endpoint);
+        if let Some(c) = state.signer.as_ref()
+            && Arc::ptr_eq(&c.endpoint, &endpoint)
             && c.until.is_none_or(|until| now < until)
         {
-            return Ok(Arc::clone(&c.signer));
+            let signer = Arc::clone(&c.signer);
+            return (endpoint, Ok(signer));
         }
-        let signer = Arc::new(endpoint.signer(now)?);
+        let signer = match endpoint.signer(now) {
+            Ok(s) => Arc::new(s),
+            Err(e) => return (endpoint, Err(e)),
+        };
         // The active set changes when the next grace period ends.
         let until = endpoint
             .secrets
@@ -358,19 +386,21 @@ impl EndpointRuntime {
             .filter_map(|s| s.expires_at)
             .filter(|t| *t > now)
             .min();
-        *cached = Some(CachedSigner {
-            endpoint: Arc::clone(endpoint),
+        state.signer = Some(CachedSigner {
+            endpoint: Arc::clone(&endpoint),
             until,
             signer: Arc::clone(&signer),
         });
-        Ok(signer)
+        (endpoint, Ok(signer))
     }
 
     /// Changes the endpoint (copy-on-write) and returns the new state.
     fn update(&self, f: impl FnOnce(&mut Endpoint)) -> Endpoint {
-        let mut guard = lock(&self.endpoint);
-        let ep = Arc::make_mut(&mut guard);
+        let mut state = lock(&self.state);
+        let ep = Arc::make_mut(&mut state.endpoint);
         f(ep);
+        self.failing
+            .store(ep.failing_since.is_some(), Ordering::Release);
         ep.clone()
     }
 }
@@ -434,18 +464,28 @@ struct PendingEntry {
     running: bool,
 }
 
+struct Work {
+    /// Keyed by delivery id; hashed with foldhash (randomly seeded, and
+    /// several times cheaper than SipHash on this per-attempt path).
+    pending: HashMap<SharedText, PendingEntry, foldhash::fast::RandomState>,
+    queue: DueQueue,
+}
+
 struct Inner {
     config: DispatcherConfig,
     store: Arc<dyn DeliveryStore>,
     clock: SharedClock,
     client: reqwest::Client,
     endpoints: RwLock<HashMap<String, Arc<EndpointRuntime>>>,
-    /// Keyed by delivery id; hashed with foldhash (randomly seeded, and
-    /// several times cheaper than SipHash on this per-attempt path).
-    pending: Mutex<HashMap<SharedText, PendingEntry, foldhash::fast::RandomState>>,
-    queue: Mutex<DueQueue>,
+    /// The working set and the schedule, under one lock: a worker taking a
+    /// delivery, and a reschedule, lock once.
+    work: Mutex<Work>,
     wake: Notify,
     events: broadcast::Sender<DispatcherEvent>,
+    /// Set by the first [`Dispatcher::subscribe`]: until then events are not
+    /// sent to the channel (asking the channel whether anyone listens takes
+    /// its lock, on every outcome).
+    subscribed: AtomicBool,
     hook: Option<EventHook>,
     shutdown: AtomicBool,
     uncommitted: Arc<Semaphore>,
@@ -469,14 +509,17 @@ impl Inner {
     /// Whether anyone receives events (a hook or a subscriber): when no one
     /// does, the hot path does not build them.
     fn observed(&self) -> bool {
-        self.hook.is_some() || self.events.receiver_count() > 0
+        self.hook.is_some()
+            || (self.subscribed.load(Ordering::Acquire) && self.events.receiver_count() > 0)
     }
 
     fn emit(&self, event: DispatcherEvent) {
         if let Some(hook) = &self.hook {
             hook(&event);
         }
-        let _ = self.events.send(event);
+        if self.subscribed.load(Ordering::Acquire) {
+            let _ = self.events.send(event);
+        }
     }
 
     fn runtime(&self, id: &str) -> Option<Arc<EndpointRuntime>> {
@@ -497,10 +540,30 @@ impl Inner {
                 .max(1)
         };
         let old = self.runtime(&ep.id);
+        let order = old
+            .as_ref()
+            .map(|o| lock(&o.order).clone())
+            .unwrap_or_default();
+        let label = metrics::SharedString::from(Arc::<str>::from(ep.id.as_str()));
+        let outcome = |outcome: &'static str| {
+            metrics::counter!(
+                flextime_core::telemetry::DELIVERIES,
+                "endpoint" => label.clone(),
+                "outcome" => outcome
+            )
+        };
         let rt = Arc::new(EndpointRuntime {
-            label: metrics::SharedString::from(Arc::<str>::from(ep.id.as_str())),
+            failing: AtomicBool::new(ep.failing_since.is_some()),
+            sends_in_order: ep.ordered,
+            ordered: ep.ordered || !order.is_empty(),
+            delivered: outcome("delivered"),
+            failed: outcome("failed"),
+            latency: metrics::histogram!(
+                flextime_core::telemetry::DELIVERY_SECONDS,
+                "endpoint" => label.clone()
+            ),
             url: url::Url::parse(&ep.url).ok(),
-            semaphore: Arc::new(Semaphore::new(per)),
+            semaphore: Semaphore::new(per),
             limiter: ep
                 .rate_limit()
                 .map(|l| RateLimiter::new(format!("webhook-endpoint-{}", ep.id), l)),
@@ -515,13 +578,11 @@ impl Inner {
                 |o| o.breaker.clone(),
             ),
             blocked: Mutex::new(Vec::new()),
-            order: Mutex::new(
-                old.as_ref()
-                    .map(|o| lock(&o.order).clone())
-                    .unwrap_or_default(),
-            ),
-            endpoint: Mutex::new(Arc::new(ep.clone())),
-            signer: Mutex::new(None),
+            order: Mutex::new(order),
+            state: Mutex::new(EndpointState {
+                endpoint: Arc::new(ep.clone()),
+                signer: None,
+            }),
         });
         self.endpoints
             .write()
@@ -531,11 +592,11 @@ impl Inner {
         if let Some(old) = old {
             let blocked = std::mem::take(&mut *lock(&old.blocked));
             let now = millis(self.clock.now());
-            let mut q = lock(&self.queue);
+            let mut work = lock(&self.work);
             for e in blocked {
-                q.push(e, now);
+                work.queue.push(e, now);
             }
-            drop(q);
+            drop(work);
             self.wake.notify_one();
         }
     }
@@ -560,27 +621,28 @@ impl Inner {
                 .map(|r| {
                     endpoints
                         .get(r.endpoint_id.as_str())
-                        .filter(|rt| lock(&rt.endpoint).ordered)
+                        .filter(|rt| rt.sends_in_order)
                         .cloned()
                 })
                 .collect()
         };
-        let mut queued = Vec::with_capacity(records.len());
+        let mut queued = 0;
         let mut in_order = Vec::new();
         {
-            let mut pending = lock(&self.pending);
+            let now_ms = millis(now);
+            let mut work = lock(&self.work);
             for (record, rt) in records.into_iter().zip(ordered) {
                 let due = millis(record.next_attempt_at.unwrap_or(now));
                 let generation = self.generation.fetch_add(1, Ordering::Relaxed);
                 let id = record.id.clone();
                 let entry = (due, generation, id.clone());
-                match rt {
-                    Some(rt) => {
-                        in_order.push((rt, (record.created_at, record.seq, id.clone()), entry));
-                    }
-                    None => queued.push(entry),
+                if let Some(rt) = rt {
+                    in_order.push((rt, (record.created_at, record.seq, id.clone()), entry));
+                } else {
+                    work.queue.push(entry, now_ms);
+                    queued += 1;
                 }
-                pending.insert(
+                work.pending.insert(
                     id,
                     PendingEntry {
                         record: Arc::new(record),
@@ -590,25 +652,26 @@ impl Inner {
                 );
             }
         }
+        // Ordered ones are scheduled once they are in the working set, and
+        // only the first of their endpoint (the others when the ones before
+        // them are done).
+        let mut first = Vec::new();
         for (rt, key, entry) in in_order {
             let mut order = lock(&rt.order);
             order.insert(key.clone());
-            // Otherwise scheduled when the ones before it are done.
             if order.first() == Some(&key) {
-                queued.push(entry);
+                first.push(entry);
             }
         }
-        if queued.is_empty() {
-            return;
-        }
-        let wakes = queued.len().min(self.config.max_in_flight.max(1));
-        {
+        if !first.is_empty() {
+            queued += first.len();
             let now = millis(self.clock.now());
-            let mut q = lock(&self.queue);
-            for e in queued {
-                q.push(e, now);
+            let mut work = lock(&self.work);
+            for e in first {
+                work.queue.push(e, now);
             }
         }
+        let wakes = queued.min(self.config.max_in_flight.max(1));
         for _ in 0..wakes {
             self.wake.notify_one();
         }
@@ -617,24 +680,31 @@ impl Inner {
     /// Reschedule a pending delivery at `due` (no attempt counted).
     fn reschedule(&self, id: &str, due: DateTime<Utc>) {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let id = {
-            let mut pending = lock(&self.pending);
-            let Some(entry) = pending.get_mut(id) else {
+        let now = millis(self.clock.now());
+        {
+            let mut work = lock(&self.work);
+            let Some(entry) = work.pending.get_mut(id) else {
                 return;
             };
             entry.generation = generation;
             entry.running = false;
             Arc::make_mut(&mut entry.record).next_attempt_at = Some(due);
             // The record's own id: a reference count, not a new copy.
-            entry.record.id.clone()
-        };
-        let now = millis(self.clock.now());
-        lock(&self.queue).push((millis(due), generation, id), now);
+            let id = entry.record.id.clone();
+            work.queue.push((millis(due), generation, id), now);
+        }
         self.wake.notify_one();
     }
 
-    /// A delivery left the working set: let the next one of an ordered endpoint go.
-    fn release_order(&self, d: &DeliveryRecord) {
+    /// A delivery left the working set: let the next one of an ordered
+    /// endpoint go. `hint`: the endpoint's runtime as the caller found it;
+    /// when that one holds no order, no runtime holds this delivery's entry
+    /// (an order set only passes on to the runtime that replaces it), so
+    /// nothing is looked up or locked.
+    fn release_order(&self, d: &DeliveryRecord, hint: Option<&EndpointRuntime>) {
+        if hint.is_some_and(|rt| !rt.ordered) {
+            return;
+        }
         let Some(rt) = self.runtime(&d.endpoint_id) else {
             return;
         };
@@ -648,8 +718,8 @@ impl Inner {
         };
         if let Some(next) = next {
             let due = {
-                let pending = lock(&self.pending);
-                pending
+                let work = lock(&self.work);
+                work.pending
                     .get(&next)
                     .and_then(|e| e.record.next_attempt_at)
                     .unwrap_or_else(|| self.clock.now())
@@ -661,7 +731,8 @@ impl Inner {
     /// Take the next due entry, or say how long until one is due.
     fn pop_due(&self) -> std::result::Result<(Arc<DeliveryRecord>, u64), Option<Duration>> {
         let now = millis(self.clock.now());
-        let mut q = lock(&self.queue);
+        let mut work = lock(&self.work);
+        let Work { pending, queue: q } = &mut *work;
         loop {
             let Some(due) = q.next_due() else {
                 return Err(None);
@@ -674,7 +745,6 @@ impl Inner {
             let Some((_, generation, id)) = q.pop() else {
                 return Err(None);
             };
-            let mut pending = lock(&self.pending);
             match pending.get_mut(&id) {
                 Some(e) if e.generation == generation && !e.running => {
                     e.running = true;
@@ -715,12 +785,13 @@ impl Inner {
             .await;
             return;
         };
-        if let Ok(ep_permit) = Arc::clone(&rt.semaphore).try_acquire_owned() {
+        if let Ok(ep_permit) = rt.semaphore.try_acquire() {
             self.run_attempt(&rt, record).await;
             drop(ep_permit);
             self.unblock(&rt);
         } else {
-            lock(&self.pending)
+            lock(&self.work)
+                .pending
                 .get_mut(&record.id)
                 .into_iter()
                 .for_each(|e| e.running = false);
@@ -736,11 +807,11 @@ impl Inner {
         }
         let n = blocked.len();
         let now = millis(self.clock.now());
-        let mut q = lock(&self.queue);
+        let mut work = lock(&self.work);
         for e in blocked {
-            q.push(e, now);
+            work.queue.push(e, now);
         }
-        drop(q);
+        drop(work);
         for _ in 0..n {
             self.wake.notify_one();
         }
@@ -750,8 +821,8 @@ impl Inner {
         if self.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        let endpoint = rt.snapshot();
         let now = self.clock.now();
+        let (endpoint, signer) = rt.current(now);
         if !endpoint.enabled {
             self.finish_many(
                 vec![Arc::unwrap_or_clone(shared)],
@@ -776,7 +847,6 @@ impl Inner {
             }
         };
         let number = shared.attempt_count + 1;
-        let signer = rt.signer(&endpoint, now);
         let result = worker::attempt(
             &self.client,
             &self.config.ssrf,
@@ -795,15 +865,9 @@ impl Inner {
         let finished = self.clock.now();
         let ok = result.attempt.succeeded();
         let gone = result.gone();
-        metrics::counter!(
-            flextime_core::telemetry::DELIVERIES,
-            "endpoint" => rt.label.clone(),
-            "outcome" => if ok { "delivered" } else { "failed" }
-        )
-        .increment(1);
+        if ok { &rt.delivered } else { &rt.failed }.increment(1);
         #[allow(clippy::cast_precision_loss)]
-        metrics::histogram!(flextime_core::telemetry::DELIVERY_SECONDS, "endpoint" => rt.label.clone())
-            .record(result.attempt.latency_ms as f64 / 1000.0);
+        rt.latency.record(result.attempt.latency_ms as f64 / 1000.0);
         if ok {
             permit.success();
         } else {
@@ -812,14 +876,16 @@ impl Inner {
         if ok {
             // Out of the working set first: then the record is ours alone
             // and is finished in place, without a copy.
-            let ours = lock(&self.pending).remove(&shared.id).is_some();
+            let ours = lock(&self.work).pending.remove(&shared.id).is_some();
             let mut record = Arc::unwrap_or_clone(shared);
             record.push_attempt(result.attempt);
             record.status = DeliveryStatus::Delivered;
             record.next_attempt_at = None;
             record.finished_at = Some(finished);
-            self.record_final(record, ours).await;
+            // Health first: whoever sees the outcome sees the endpoint's
+            // failure history cleared too.
             self.endpoint_succeeded(rt).await;
+            self.record_final(record, ours, Some(rt)).await;
             return;
         }
         // Only a failure needs its own copy (for the AttemptFailed event).
@@ -831,7 +897,7 @@ impl Inner {
             record.status = DeliveryStatus::EndpointDisabled;
             record.next_attempt_at = None;
             record.finished_at = Some(finished);
-            self.persist_final(record).await;
+            self.persist_final(record, Some(rt)).await;
             self.disable(rt, DisableReason::Gone).await;
             return;
         }
@@ -856,7 +922,7 @@ impl Inner {
             record.status = DeliveryStatus::EndpointDisabled;
             record.next_attempt_at = None;
             record.finished_at = Some(finished);
-            self.persist_final(record).await;
+            self.persist_final(record, Some(rt)).await;
             self.disable(rt, DisableReason::Failing { since: since.0 })
                 .await;
             return;
@@ -868,7 +934,7 @@ impl Inner {
                 record.status = DeliveryStatus::Exhausted;
                 record.next_attempt_at = None;
                 record.finished_at = Some(finished);
-                self.persist_final(record).await;
+                self.persist_final(record, Some(rt)).await;
             }
             Some(delay) => {
                 let delay = RetrySchedule::clamp_retry_after(delay, result.retry_after);
@@ -879,8 +945,8 @@ impl Inner {
                     tracing::warn!(delivery = %id, error = %e, "could not record an attempt");
                 }
                 {
-                    let mut pending = lock(&self.pending);
-                    if let Some(entry) = pending.get_mut(&id) {
+                    let mut work = lock(&self.work);
+                    if let Some(entry) = work.pending.get_mut(&id) {
                         entry.record = Arc::new(record.clone());
                     } else {
                         return; // finished meanwhile (endpoint disabled)
@@ -902,16 +968,21 @@ impl Inner {
     /// follows the commit either way. Until it is committed the store still
     /// says pending, so a crash in between means one more attempt, never a
     /// lost delivery.
-    async fn persist_final(self: &Arc<Self>, record: DeliveryRecord) {
-        let ours = lock(&self.pending).remove(&record.id).is_some();
-        self.record_final(record, ours).await;
+    async fn persist_final(self: &Arc<Self>, record: DeliveryRecord, rt: Option<&EndpointRuntime>) {
+        let ours = lock(&self.work).pending.remove(&record.id).is_some();
+        self.record_final(record, ours, rt).await;
     }
 
     /// [`Inner::persist_final`] for a record already taken out of the
     /// working set (`ours`: it was still there).
-    async fn record_final(self: &Arc<Self>, record: DeliveryRecord, ours: bool) {
+    async fn record_final(
+        self: &Arc<Self>,
+        record: DeliveryRecord,
+        ours: bool,
+        rt: Option<&EndpointRuntime>,
+    ) {
         if ours {
-            self.release_order(&record);
+            self.release_order(&record, rt);
         }
         let write = {
             let this = Arc::clone(self);
@@ -950,15 +1021,19 @@ impl Inner {
             tracing::warn!(error = %e, "could not record final outcomes");
         }
         for r in records {
-            if lock(&self.pending).remove(&r.id).is_some() {
-                self.release_order(&r);
+            if lock(&self.work).pending.remove(&r.id).is_some() {
+                self.release_order(&r, None);
                 self.emit(DispatcherEvent::Finished(Outcome::of(&r)));
             }
         }
     }
 
     async fn endpoint_succeeded(&self, rt: &EndpointRuntime) {
-        // The hot path: a healthy endpoint is only read, never copied.
+        // The hot path: a healthy endpoint is one load of a flag that only
+        // changes with its health.
+        if !rt.failing.load(Ordering::Acquire) {
+            return;
+        }
         let changed = if rt.snapshot().failing_since.is_some() {
             Some(rt.update(|ep| ep.failing_since = None))
         } else {
@@ -973,11 +1048,11 @@ impl Inner {
 
     async fn disable(&self, rt: &EndpointRuntime, reason: DisableReason) {
         let ep = {
-            let mut guard = lock(&rt.endpoint);
-            if !guard.enabled {
+            let mut state = lock(&rt.state);
+            if !state.endpoint.enabled {
                 return;
             }
-            let ep = Arc::make_mut(&mut guard);
+            let ep = Arc::make_mut(&mut state.endpoint);
             ep.enabled = false;
             ep.disabled_reason = Some(reason.to_string());
             ep.clone()
@@ -990,7 +1065,8 @@ impl Inner {
             endpoint_id: ep.id.clone(),
             reason,
         });
-        let rest: Vec<DeliveryRecord> = lock(&self.pending)
+        let rest: Vec<DeliveryRecord> = lock(&self.work)
+            .pending
             .values()
             .filter(|e| e.record.endpoint_id == ep.id && !e.running)
             .map(|e| (*e.record).clone())
@@ -1018,12 +1094,14 @@ impl Dispatcher {
 
     /// Pending deliveries now.
     pub fn pending_count(&self) -> usize {
-        lock(&self.inner.pending).len()
+        lock(&self.inner.work).pending.len()
     }
 
     /// Events: outcomes, failed attempts, endpoints disabled and enabled.
     pub fn subscribe(&self) -> broadcast::Receiver<DispatcherEvent> {
-        self.inner.events.subscribe()
+        let receiver = self.inner.events.subscribe();
+        self.inner.subscribed.store(true, Ordering::Release);
+        receiver
     }
 
     /// Look at the queue again now (after moving a manual clock).
@@ -1055,7 +1133,8 @@ impl Dispatcher {
             .remove(id);
         if let Some(rt) = rt {
             rt.update(|ep| ep.enabled = false);
-            let rest: Vec<DeliveryRecord> = lock(&self.inner.pending)
+            let rest: Vec<DeliveryRecord> = lock(&self.inner.work)
+                .pending
                 .values()
                 .filter(|e| e.record.endpoint_id == id && !e.running)
                 .map(|e| (*e.record).clone())
@@ -1130,8 +1209,8 @@ impl Dispatcher {
             .ok_or_else(|| Error::not_found(format!("no endpoint {id:?}")))?;
         let new = new.unwrap_or_else(|| generate_secret(32));
         let ep = {
-            let mut guard = lock(&rt.endpoint);
-            let ep = Arc::make_mut(&mut guard);
+            let mut state = lock(&rt.state);
+            let ep = Arc::make_mut(&mut state.endpoint);
             ep.rotate(
                 new.clone(),
                 self.inner.clock.now(),
@@ -1153,7 +1232,7 @@ impl Dispatcher {
 
     /// [`Dispatcher::send`] for many events, with one store write.
     pub async fn send_batch(&self, events: &[Envelope]) -> Result<Vec<SendReceipt>> {
-        if lock(&self.inner.pending).len() + events.len() > self.inner.config.max_pending {
+        if lock(&self.inner.work).pending.len() + events.len() > self.inner.config.max_pending {
             return Err(Error::rate_limited(
                 format!(
                     "{} deliveries are pending already (max_pending)",
@@ -1339,7 +1418,8 @@ impl Dispatcher {
         let first_delay = self.inner.config.schedule.delay(0).unwrap_or_default();
         let mut out = Vec::with_capacity(records.len());
         for mut d in records {
-            if d.status == DeliveryStatus::Pending || lock(&self.inner.pending).contains_key(&d.id)
+            if d.status == DeliveryStatus::Pending
+                || lock(&self.inner.work).pending.contains_key(&d.id)
             {
                 return Err(Error::conflict(format!(
                     "delivery {:?} is still pending",

@@ -42,10 +42,11 @@ pub(crate) fn headers(
 ) -> Result<HeaderMap, Error> {
     let ts = now.timestamp();
     let signature = signer.sign(&delivery.message_id, ts, body);
-    // Exactly room for our four, the client's two defaults (user-agent,
-    // accept) and the endpoint's own: the map never regrows on the way out,
-    // and stays a small allocation.
-    let mut h = HeaderMap::with_capacity(6 + endpoint.headers.len());
+    // Room for our four, the client's two defaults (user-agent, accept),
+    // the two the HTTP/1 client adds on the way out (host, content-length)
+    // and the endpoint's own: the map never regrows (a regrow is two more
+    // allocations and a rehash per request).
+    let mut h = HeaderMap::with_capacity(8 + endpoint.headers.len());
     for (name, value) in &endpoint.headers {
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
@@ -209,4 +210,39 @@ fn source_text(e: &reqwest::Error) -> String {
         cur = err.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_map_holds_what_the_client_adds_without_regrowing() {
+        let endpoint = Endpoint::new("ep", "http://127.0.0.1:9/hooks")
+            .with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let now = chrono::Utc::now();
+        let signer = endpoint.signer(now).unwrap();
+        let delivery: DeliveryRecord = serde_json::from_value(serde_json::json!({
+            "id": "msg_1.ep", "message_id": "msg_1", "endpoint_id": "ep",
+            "event_id": "evt-1", "event_type": "booking.created", "body": "{}",
+            "content_type": STRUCTURED_CONTENT_TYPE, "status": "pending",
+            "created_at": now,
+        }))
+        .unwrap();
+        let mut h = headers(&endpoint, &signer, &delivery, b"{}", now).unwrap();
+        let capacity = h.capacity();
+        // What reqwest (user-agent, accept) and hyper's HTTP/1 client (host,
+        // content-length) add before the request is written.
+        for (name, value) in [
+            (http::header::USER_AGENT, "flextime"),
+            (http::header::ACCEPT, "*/*"),
+            (http::header::HOST, "127.0.0.1:9"),
+            (http::header::CONTENT_LENGTH, "2"),
+        ] {
+            h.entry(name)
+                .or_insert_with(|| http::HeaderValue::from_static(value));
+        }
+        assert_eq!(h.len(), 8);
+        assert_eq!(h.capacity(), capacity, "the map regrew");
+    }
 }
