@@ -7,6 +7,11 @@
 //! `_total`, durations are histograms in seconds ending in `_seconds`.
 //! [`describe_metrics`] registers a description and unit for each.
 //!
+//! Install the recorder before building Flextime components: hot paths
+//! register their metric handles once (the webhook dispatcher, when an
+//! endpoint is added or loaded), and a handle registered while no recorder
+//! is installed stays a no-op.
+//!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
 //! | `flextime_retries_total` | counter | `kind` | retries made by [`crate::resilience::RetryPolicy`], by error kind |
