@@ -473,8 +473,10 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     async fn kv_delete(&self, key: &str) -> Result<bool>;
 
     /// Remove the tombstones of `collection` whose delete has `seq <= up_to`
-    /// for good (their change-log entries then become prunable); returns
-    /// how many. Only purge below every feed reader's checkpoint.
+    /// for good (their change-log entries then become prunable; a backend
+    /// whose log is the record store, PostgreSQL, deletes them at once);
+    /// returns how many. A purged id written again starts at version 1.
+    /// Only purge below every feed reader's checkpoint.
     async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64>;
 
     /// Upsert one record.

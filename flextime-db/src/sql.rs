@@ -1,6 +1,11 @@
 //! What the SQL backends share: error mapping, embedded migrations, and the
 //! write algorithm (take the collection counters, read the current
 //! versions, check preconditions, write the final rows).
+//!
+//! Two table layouts sit behind [`RowStore`]: SQLite and MySQL keep each
+//! record's current version in `ft_records` next to the change log
+//! `ft_changes`; PostgreSQL keeps the log only, a record's current state
+//! being its latest entry. The algorithm is the same for both.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -142,21 +147,25 @@ pub(crate) trait RowStore: Send {
     /// Add `n` to the collection's change counter (creating it), holding
     /// its row lock until the transaction ends; returns the new value.
     async fn bump(&mut self, collection: &str, n: u64) -> Result<u64>;
-    /// The current `(version, deleted)` of the given ids, read with a
-    /// locking read or under the counter lock.
+    /// The current `(version, deleted)` of the given ids (from the record
+    /// table, or each id's latest log entry), read with a locking read or
+    /// under the counter lock.
     async fn existing(
         &mut self,
         collection: &str,
         ids: &[&str],
     ) -> Result<HashMap<String, (u64, bool)>>;
     /// Write `changes` (one per op, in `seq` order): every one into the
-    /// change log, and the last one of each id as the record's state.
+    /// change log, and the last one of each id as the record's state (on
+    /// a log-only layout the last entry is that state: nothing more to
+    /// write).
     async fn store(&mut self, collection: &str, changes: &[RowWrite]) -> Result<()>;
     /// Fast path for writes without preconditions to distinct ids: take
-    /// the counter, upsert the records (the server computing each new
-    /// version: old + 1, or 1) and append the change log, in as few
-    /// statements as the backend allows; returns `(version, seq)` per
-    /// item, in item order. `None` when the backend has no fast path.
+    /// the counter, append the change log and (on a two-table layout)
+    /// upsert the records, the server computing each new version (old + 1,
+    /// or 1), in as few statements as the backend allows; returns
+    /// `(version, seq)` per item, in item order. `None` when the backend
+    /// has no fast path.
     async fn fast_write(
         &mut self,
         _collection: &str,
