@@ -27,7 +27,9 @@
 //! - [`Adapter::changes`]: every change after a cursor, in `seq` order: each
 //!   upsert and each delete (a tombstone) is its own entry, with the
 //!   record's version and data as of that change. The entries live in a
-//!   change log written in the same transaction (or script) as the record.
+//!   change log written in the same transaction (or script) as the record
+//!   (on PostgreSQL the log is the record store: a record is its latest
+//!   entry).
 //!   Writers to one collection take its change counter inside their
 //!   transaction and hold it until they commit, so sequence numbers become
 //!   visible in order and a reader never skips a change committed late.

@@ -285,3 +285,54 @@ async fn purge_takes_the_whole_history_and_the_id_starts_again() {
     );
     drop_schema(url, schema).await;
 }
+
+/// A purge waits for the collection's writers (it takes their counter
+/// lock): a record deleted and written again in a transaction still open
+/// when the purge starts is not taken for a tombstone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_waits_for_an_open_writer() {
+    use flextime_db::{Expect, WriteOp};
+    use serde_json::json;
+    let url = flextime_testkit::require_peer!(Postgres);
+    let schema = flextime_testkit::unique_name("ftdb_purgew");
+    let db = Arc::new(connect(&url, &schema).await);
+    db.upsert("w", "x", json!(1), Expect::Any).await.unwrap();
+    let deleted = db.delete("w", "x", Expect::Any).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    tx.write(vec![
+        WriteOp::upsert("w", "x", json!(3)).expect(Expect::Version(2)),
+    ])
+    .await
+    .unwrap();
+    let purge = {
+        let db = db.clone();
+        tokio::spawn(async move { db.purge_tombstones("w", deleted.seq).await })
+    };
+    // the purge is queued behind the transaction's counter lock
+    let waiting = async {
+        loop {
+            // a second locker of a row holds its tuple lock while it waits
+            // (the relation resolves in this test's schema)
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_locks \
+                 WHERE locktype = 'tuple' AND relation = 'ft_collections'::regclass",
+            )
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+            if n > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("the purge never waited for the writer");
+    tx.commit().await.unwrap();
+    assert_eq!(purge.await.unwrap().unwrap(), 0);
+    let x = db.get("w", "x").await.unwrap().unwrap();
+    assert_eq!((x.version, x.data), (3, Some(json!(3))));
+    assert_eq!(db.changes("w", 0, 10).await.unwrap().len(), 3);
+    drop_schema(url, schema).await;
+}
