@@ -188,7 +188,9 @@ pub(crate) struct RowWrite {
 /// The planned changes (one per op, in `seq` order) and the per-op results.
 pub(crate) type Planned = (Vec<RowWrite>, Vec<(usize, Written)>);
 
-/// The last change of each id among `changes` (the records' new states).
+/// The last change of each id among `changes` (the records' new states,
+/// for backends with a record table next to the log).
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "mongodb", test))]
 pub(crate) fn latest(changes: &[RowWrite]) -> Vec<&RowWrite> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
     let mut out: Vec<&RowWrite> = Vec::with_capacity(changes.len());

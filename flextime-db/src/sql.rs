@@ -324,6 +324,7 @@ where
 }
 
 /// Rows per multi-row statement (bind-parameter limits).
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 /// A record or change-log row: id, version, seq, JSON text, updated and
