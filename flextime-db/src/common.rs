@@ -58,11 +58,14 @@ fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
             "{what} contains a NUL character"
         )));
     }
-    let chars = value.chars().count();
-    if chars > max {
-        return Err(Error::invalid_input(format!(
-            "{what} has {chars} characters, more than {max}"
-        )));
+    // at most `max` bytes is at most `max` characters: count only beyond
+    if value.len() > max {
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(Error::invalid_input(format!(
+                "{what} has {chars} characters, more than {max}"
+            )));
+        }
     }
     Ok(())
 }

@@ -165,7 +165,8 @@ pub(crate) trait RowStore: Send {
     /// upsert the records, the server computing each new version (old + 1,
     /// or 1), in as few statements as the backend allows; returns
     /// `(version, seq)` per item, in item order. `None` when the backend
-    /// has no fast path.
+    /// has no fast path (then [`RowStore::has_fast_write`] is false: when
+    /// it is true, `None` is an error).
     async fn fast_write(
         &mut self,
         _collection: &str,
@@ -209,38 +210,45 @@ pub(crate) async fn apply_ops<S: RowStore + ?Sized>(
             && ids.len() == ops.len()
             && ops.iter().all(|(_, op)| op.precondition() == Expect::Any);
         if fast {
-            let items = ops
-                .iter()
-                .map(|(_, op)| {
-                    Ok(FastRow {
-                        id: op.id().to_owned(),
-                        data: op_data(op)?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if let Some(done) = store.fast_write(&collection, &items, now_us).await? {
-                if done.len() != ops.len() {
-                    return Err(Error::internal(format!(
-                        "{} of {} writes to {collection} came back",
-                        done.len(),
-                        ops.len()
-                    )));
-                }
-                for ((pos, op), (version, seq)) in ops.into_iter().zip(done) {
-                    parts.push((
-                        pos,
-                        Written {
-                            collection: collection.clone(),
-                            id: op.id().to_owned(),
-                            version,
-                            seq,
-                            updated_at: now,
-                            deleted: matches!(op, WriteOp::Delete { .. }),
-                        },
-                    ));
-                }
-                continue;
+            // Each op's JSON text and id, dropping its data as soon as it
+            // is serialized (while it is still in cache, and not held
+            // across the round trip).
+            let mut items = Vec::with_capacity(ops.len());
+            let mut positions = Vec::with_capacity(ops.len());
+            for (pos, op) in ops {
+                let data = op_data(&op)?;
+                let id = match op {
+                    WriteOp::Upsert { id, .. } | WriteOp::Delete { id, .. } => id,
+                };
+                items.push(FastRow { id, data });
+                positions.push(pos);
             }
+            let Some(done) = store.fast_write(&collection, &items, now_us).await? else {
+                return Err(Error::internal(
+                    "the backend has a fast write path but declined a write",
+                ));
+            };
+            if done.len() != items.len() {
+                return Err(Error::internal(format!(
+                    "{} of {} writes to {collection} came back",
+                    done.len(),
+                    items.len()
+                )));
+            }
+            for ((pos, item), (version, seq)) in positions.into_iter().zip(items).zip(done) {
+                parts.push((
+                    pos,
+                    Written {
+                        collection: collection.clone(),
+                        deleted: item.data.is_none(),
+                        id: item.id,
+                        version,
+                        seq,
+                        updated_at: now,
+                    },
+                ));
+            }
+            continue;
         }
         let top = store.bump(&collection, count).await?;
         let base = top.saturating_sub(count);
