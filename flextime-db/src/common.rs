@@ -58,11 +58,14 @@ fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
             "{what} contains a NUL character"
         )));
     }
-    let chars = value.chars().count();
-    if chars > max {
-        return Err(Error::invalid_input(format!(
-            "{what} has {chars} characters, more than {max}"
-        )));
+    // at most `max` bytes is at most `max` characters: count only beyond
+    if value.len() > max {
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(Error::invalid_input(format!(
+                "{what} has {chars} characters, more than {max}"
+            )));
+        }
     }
     Ok(())
 }
@@ -188,7 +191,9 @@ pub(crate) struct RowWrite {
 /// The planned changes (one per op, in `seq` order) and the per-op results.
 pub(crate) type Planned = (Vec<RowWrite>, Vec<(usize, Written)>);
 
-/// The last change of each id among `changes` (the records' new states).
+/// The last change of each id among `changes` (the records' new states,
+/// for backends with a record table next to the log).
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "mongodb", test))]
 pub(crate) fn latest(changes: &[RowWrite]) -> Vec<&RowWrite> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
     let mut out: Vec<&RowWrite> = Vec::with_capacity(changes.len());

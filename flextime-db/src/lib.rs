@@ -27,7 +27,9 @@
 //! - [`Adapter::changes`]: every change after a cursor, in `seq` order: each
 //!   upsert and each delete (a tombstone) is its own entry, with the
 //!   record's version and data as of that change. The entries live in a
-//!   change log written in the same transaction (or script) as the record.
+//!   change log written in the same transaction (or script) as the record
+//!   (on PostgreSQL the log is the record store: a record is its latest
+//!   entry).
 //!   Writers to one collection take its change counter inside their
 //!   transaction and hold it until they commit, so sequence numbers become
 //!   visible in order and a reader never skips a change committed late.
@@ -473,8 +475,10 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     async fn kv_delete(&self, key: &str) -> Result<bool>;
 
     /// Remove the tombstones of `collection` whose delete has `seq <= up_to`
-    /// for good (their change-log entries then become prunable); returns
-    /// how many. Only purge below every feed reader's checkpoint.
+    /// for good (their change-log entries then become prunable; a backend
+    /// whose log is the record store, PostgreSQL, deletes them at once);
+    /// returns how many. A purged id written again starts at version 1.
+    /// Only purge below every feed reader's checkpoint.
     async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64>;
 
     /// Upsert one record.

@@ -1,6 +1,11 @@
 //! What the SQL backends share: error mapping, embedded migrations, and the
 //! write algorithm (take the collection counters, read the current
 //! versions, check preconditions, write the final rows).
+//!
+//! Two table layouts sit behind [`RowStore`]: SQLite and MySQL keep each
+//! record's current version in `ft_records` next to the change log
+//! `ft_changes`; PostgreSQL keeps the log only, a record's current state
+//! being its latest entry. The algorithm is the same for both.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -142,21 +147,26 @@ pub(crate) trait RowStore: Send {
     /// Add `n` to the collection's change counter (creating it), holding
     /// its row lock until the transaction ends; returns the new value.
     async fn bump(&mut self, collection: &str, n: u64) -> Result<u64>;
-    /// The current `(version, deleted)` of the given ids, read with a
-    /// locking read or under the counter lock.
+    /// The current `(version, deleted)` of the given ids (from the record
+    /// table, or each id's latest log entry), read with a locking read or
+    /// under the counter lock.
     async fn existing(
         &mut self,
         collection: &str,
         ids: &[&str],
     ) -> Result<HashMap<String, (u64, bool)>>;
     /// Write `changes` (one per op, in `seq` order): every one into the
-    /// change log, and the last one of each id as the record's state.
+    /// change log, and the last one of each id as the record's state (on
+    /// a log-only layout the last entry is that state: nothing more to
+    /// write).
     async fn store(&mut self, collection: &str, changes: &[RowWrite]) -> Result<()>;
     /// Fast path for writes without preconditions to distinct ids: take
-    /// the counter, upsert the records (the server computing each new
-    /// version: old + 1, or 1) and append the change log, in as few
-    /// statements as the backend allows; returns `(version, seq)` per
-    /// item, in item order. `None` when the backend has no fast path.
+    /// the counter, append the change log and (on a two-table layout)
+    /// upsert the records, the server computing each new version (old + 1,
+    /// or 1), in as few statements as the backend allows; returns
+    /// `(version, seq)` per item, in item order. `None` when the backend
+    /// has no fast path (then [`RowStore::has_fast_write`] is false: when
+    /// it is true, `None` is an error).
     async fn fast_write(
         &mut self,
         _collection: &str,
@@ -200,38 +210,45 @@ pub(crate) async fn apply_ops<S: RowStore + ?Sized>(
             && ids.len() == ops.len()
             && ops.iter().all(|(_, op)| op.precondition() == Expect::Any);
         if fast {
-            let items = ops
-                .iter()
-                .map(|(_, op)| {
-                    Ok(FastRow {
-                        id: op.id().to_owned(),
-                        data: op_data(op)?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if let Some(done) = store.fast_write(&collection, &items, now_us).await? {
-                if done.len() != ops.len() {
-                    return Err(Error::internal(format!(
-                        "{} of {} writes to {collection} came back",
-                        done.len(),
-                        ops.len()
-                    )));
-                }
-                for ((pos, op), (version, seq)) in ops.into_iter().zip(done) {
-                    parts.push((
-                        pos,
-                        Written {
-                            collection: collection.clone(),
-                            id: op.id().to_owned(),
-                            version,
-                            seq,
-                            updated_at: now,
-                            deleted: matches!(op, WriteOp::Delete { .. }),
-                        },
-                    ));
-                }
-                continue;
+            // Each op's JSON text and id, dropping its data as soon as it
+            // is serialized (while it is still in cache, and not held
+            // across the round trip).
+            let mut items = Vec::with_capacity(ops.len());
+            let mut positions = Vec::with_capacity(ops.len());
+            for (pos, op) in ops {
+                let data = op_data(&op)?;
+                let id = match op {
+                    WriteOp::Upsert { id, .. } | WriteOp::Delete { id, .. } => id,
+                };
+                items.push(FastRow { id, data });
+                positions.push(pos);
             }
+            let Some(done) = store.fast_write(&collection, &items, now_us).await? else {
+                return Err(Error::internal(
+                    "the backend has a fast write path but declined a write",
+                ));
+            };
+            if done.len() != items.len() {
+                return Err(Error::internal(format!(
+                    "{} of {} writes to {collection} came back",
+                    done.len(),
+                    items.len()
+                )));
+            }
+            for ((pos, item), (version, seq)) in positions.into_iter().zip(items).zip(done) {
+                parts.push((
+                    pos,
+                    Written {
+                        collection: collection.clone(),
+                        deleted: item.data.is_none(),
+                        id: item.id,
+                        version,
+                        seq,
+                        updated_at: now,
+                    },
+                ));
+            }
+            continue;
         }
         let top = store.bump(&collection, count).await?;
         let base = top.saturating_sub(count);
@@ -315,6 +332,7 @@ where
 }
 
 /// Rows per multi-row statement (bind-parameter limits).
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 /// A record or change-log row: id, version, seq, JSON text, updated and

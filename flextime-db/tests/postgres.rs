@@ -213,3 +213,126 @@ async fn notify_wakes_an_idle_relay() {
     relay.await.unwrap().unwrap();
     drop_schema(url, schema).await;
 }
+
+/// On the log-only layout a purge takes a record's whole history: the id
+/// is gone from get, get_many and the feed, and a new record of it starts
+/// at version 1 (through the checked path and the batch fast path). A
+/// record deleted and written again, and a tombstone above `up_to`, stay;
+/// pruning never takes an id's latest entry.
+#[tokio::test]
+async fn purge_takes_the_whole_history_and_the_id_starts_again() {
+    use flextime_db::Expect;
+    use serde_json::json;
+    let url = flextime_testkit::require_peer!(Postgres);
+    let schema = flextime_testkit::unique_name("ftdb_purge");
+    let db = connect(&url, &schema).await;
+    for v in 0..3 {
+        db.upsert("p", "gone", json!(v), Expect::Any).await.unwrap();
+    }
+    db.delete("p", "gone", Expect::Version(3)).await.unwrap();
+    db.upsert("p", "back", json!(1), Expect::Any).await.unwrap();
+    db.delete("p", "back", Expect::Any).await.unwrap();
+    let back = db.upsert("p", "back", json!(3), Expect::Any).await.unwrap();
+    assert_eq!(back.version, 3);
+    let up_to = back.seq;
+    db.upsert("p", "late", json!(1), Expect::Any).await.unwrap();
+    let late = db.delete("p", "late", Expect::Any).await.unwrap();
+    assert!(late.seq > up_to);
+
+    assert_eq!(db.purge_tombstones("p", up_to).await.unwrap(), 1);
+    assert_eq!(db.purge_tombstones("p", up_to).await.unwrap(), 0);
+    assert_eq!(db.get("p", "gone").await.unwrap(), None);
+    let ids = ["gone".to_owned(), "back".to_owned(), "late".to_owned()];
+    let left = db.get_many("p", &ids).await.unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|r| (r.id.as_str(), r.version, r.is_deleted()))
+            .collect::<Vec<_>>(),
+        [("back", 3, false), ("late", 2, true)]
+    );
+    let feed = db.changes("p", 0, 100).await.unwrap();
+    assert!(feed.iter().all(|r| r.id != "gone"));
+    assert_eq!(feed.len(), 5);
+
+    let again = db
+        .upsert("p", "gone", json!("new"), Expect::Absent)
+        .await
+        .unwrap();
+    assert_eq!(again.version, 1);
+    let batch = db
+        .upsert_batch(
+            "p",
+            vec![("gone".into(), json!("newer")), ("back".into(), json!(4))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.iter().map(|w| w.version).collect::<Vec<_>>(), [2, 4]);
+
+    // back's first three entries, late's and gone's first: every id keeps
+    // its latest
+    let top = batch[1].seq;
+    assert_eq!(db.prune_changes("p", top).await.unwrap(), 5);
+    let feed = db.changes("p", 0, 100).await.unwrap();
+    assert_eq!(
+        feed.iter()
+            .map(|r| (r.id.as_str(), r.version))
+            .collect::<Vec<_>>(),
+        [("late", 2), ("gone", 2), ("back", 4)]
+    );
+    assert_eq!(
+        db.get("p", "gone").await.unwrap().unwrap().data,
+        Some(json!("newer"))
+    );
+    drop_schema(url, schema).await;
+}
+
+/// A purge waits for the collection's writers (it takes their counter
+/// lock): a record deleted and written again in a transaction still open
+/// when the purge starts is not taken for a tombstone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_waits_for_an_open_writer() {
+    use flextime_db::{Expect, WriteOp};
+    use serde_json::json;
+    let url = flextime_testkit::require_peer!(Postgres);
+    let schema = flextime_testkit::unique_name("ftdb_purgew");
+    let db = Arc::new(connect(&url, &schema).await);
+    db.upsert("w", "x", json!(1), Expect::Any).await.unwrap();
+    let deleted = db.delete("w", "x", Expect::Any).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    tx.write(vec![
+        WriteOp::upsert("w", "x", json!(3)).expect(Expect::Version(2)),
+    ])
+    .await
+    .unwrap();
+    let purge = {
+        let db = db.clone();
+        tokio::spawn(async move { db.purge_tombstones("w", deleted.seq).await })
+    };
+    // the purge is queued behind the transaction's counter lock
+    let waiting = async {
+        loop {
+            // a second locker of a row holds its tuple lock while it waits
+            // (the relation resolves in this test's schema)
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_locks \
+                 WHERE locktype = 'tuple' AND relation = 'ft_collections'::regclass",
+            )
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+            if n > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("the purge never waited for the writer");
+    tx.commit().await.unwrap();
+    assert_eq!(purge.await.unwrap().unwrap(), 0);
+    let x = db.get("w", "x").await.unwrap().unwrap();
+    assert_eq!((x.version, x.data), (3, Some(json!(3))));
+    assert_eq!(db.changes("w", 0, 10).await.unwrap().len(), 3);
+    drop_schema(url, schema).await;
+}

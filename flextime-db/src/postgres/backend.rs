@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use flextime_core::{HealthCheck, HealthReport, Result, SharedClock};
+use flextime_core::{Error, HealthCheck, HealthReport, Result, SharedClock};
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 
 use super::config::PostgresConfig;
 use crate::common::{
-    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, latest,
-    micros, observe, page_limit, to_i64, to_u64, ttl_deadline,
+    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, micros,
+    observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
     FastRow, MigrationSpec, RecordRow, RowStore, SqlTx, map_err, order_by_ids, run_migrations,
@@ -36,11 +36,18 @@ const MIGRATIONS: &[MigrationSpec] = &[
         sql: include_str!("migrations/0002_change_log.sql"),
         destructive: false,
     },
+    MigrationSpec {
+        version: 3,
+        description: "log_only",
+        sql: include_str!("migrations/0003_log_only.sql"),
+        // Drops ft_records and log entries no record can reach any more;
+        // the migration's comment says why that loses nothing.
+        destructive: false,
+    },
 ];
 
-/// A record's current state: its row joined to its current change-log entry.
-const RECORD_SELECT: &str = "SELECT r.id, r.version, r.seq, c.data::text, r.updated_at_us, r.deleted_at_us \
-     FROM ft_records r LEFT JOIN ft_changes c ON c.collection = r.collection AND c.seq = r.seq";
+/// The columns of a change-log entry, as a [`RecordRow`].
+const ENTRY_COLUMNS: &str = "id, version, seq, data::text, updated_at_us, deleted_at_us";
 
 /// A record store in PostgreSQL. Cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -145,8 +152,11 @@ impl PostgresAdapter {
     }
 
     async fn fetch_records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        // Each id's latest entry, one index probe per id.
         let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-            "{RECORD_SELECT} WHERE r.collection = $1 AND r.id = ANY($2)"
+            "SELECT {ENTRY_COLUMNS} FROM UNNEST($2::text[]) AS i(i_id) CROSS JOIN LATERAL ( \
+               SELECT * FROM ft_changes c WHERE c.collection = $1 AND c.id = i.i_id \
+               ORDER BY c.version DESC LIMIT 1) c"
         ))
         .bind(collection)
         .bind(ids)
@@ -216,10 +226,13 @@ impl RowStore for PgConnection {
         ids: &[&str],
     ) -> Result<HashMap<String, (u64, bool)>> {
         // The counter row lock taken by bump() serialises writers of this
-        // collection, and READ COMMITTED gives this statement a fresh snapshot.
+        // collection, and READ COMMITTED gives this statement a fresh
+        // snapshot. Each id's latest entry is its current state.
         let rows: Vec<(String, i64, bool)> = sqlx::query_as(
-            "SELECT id, version, deleted_at_us IS NOT NULL FROM ft_records \
-             WHERE collection = $1 AND id = ANY($2)",
+            "SELECT c.id, c.version, c.deleted_at_us IS NOT NULL \
+             FROM UNNEST($2::text[]) AS i(i_id) CROSS JOIN LATERAL ( \
+               SELECT id, version, deleted_at_us FROM ft_changes c \
+               WHERE c.collection = $1 AND c.id = i.i_id ORDER BY c.version DESC LIMIT 1) c",
         )
         .bind(collection)
         .bind(ids)
@@ -233,47 +246,29 @@ impl RowStore for PgConnection {
     }
 
     async fn store(&mut self, collection: &str, changes: &[RowWrite]) -> Result<()> {
-        let rows = latest(changes);
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let versions: Vec<i64> = rows.iter().map(|r| to_i64(r.version)).collect();
-        let seqs: Vec<i64> = rows.iter().map(|r| to_i64(r.seq)).collect();
-        let updated: Vec<i64> = rows.iter().map(|r| r.updated_at_us).collect();
-        let deleted: Vec<Option<i64>> = rows.iter().map(|r| r.deleted_at_us).collect();
-        let log_ids: Vec<&str> = changes.iter().map(|r| r.id.as_str()).collect();
-        let log_versions: Vec<i64> = changes.iter().map(|r| to_i64(r.version)).collect();
-        let log_seqs: Vec<i64> = changes.iter().map(|r| to_i64(r.seq)).collect();
-        let log_datas: Vec<Option<&str>> = changes.iter().map(|r| r.data.as_deref()).collect();
-        let log_updated: Vec<i64> = changes.iter().map(|r| r.updated_at_us).collect();
-        let log_deleted: Vec<Option<i64>> = changes.iter().map(|r| r.deleted_at_us).collect();
-        // One statement: the records' new states, every change into the
-        // log, and a notification delivered on commit.
+        let ids: Vec<&str> = changes.iter().map(|r| r.id.as_str()).collect();
+        let versions: Vec<i64> = changes.iter().map(|r| to_i64(r.version)).collect();
+        let seqs: Vec<i64> = changes.iter().map(|r| to_i64(r.seq)).collect();
+        let datas: Vec<Option<&str>> = changes.iter().map(|r| r.data.as_deref()).collect();
+        let updated: Vec<i64> = changes.iter().map(|r| r.updated_at_us).collect();
+        let deleted: Vec<Option<i64>> = changes.iter().map(|r| r.deleted_at_us).collect();
+        // One statement: every change into the log (the last one of an id
+        // is its new state), and a notification delivered on commit.
         sqlx::query(
-            "WITH r AS ( \
-               INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
-               SELECT $1, u.id, u.version, u.seq, u.updated, u.deleted \
-               FROM UNNEST($2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
-                 AS u(id, version, seq, updated, deleted) \
-               ON CONFLICT (collection, id) DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq, \
-                 updated_at_us = EXCLUDED.updated_at_us, deleted_at_us = EXCLUDED.deleted_at_us), \
-             l AS ( \
+            "WITH l AS ( \
                INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
                SELECT $1, u.seq, u.id, u.version, u.data::jsonb, u.updated, u.deleted \
-               FROM UNNEST($7::text[], $8::int8[], $9::int8[], $10::text[], $11::int8[], $12::int8[]) \
+               FROM UNNEST($2::text[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) \
                  AS u(id, version, seq, data, updated, deleted)) \
-             SELECT pg_notify($13, $1)",
+             SELECT pg_notify($8, $1)",
         )
         .bind(collection)
         .bind(&ids)
         .bind(&versions)
         .bind(&seqs)
+        .bind(&datas)
         .bind(&updated)
         .bind(&deleted)
-        .bind(&log_ids)
-        .bind(&log_versions)
-        .bind(&log_seqs)
-        .bind(&log_datas)
-        .bind(&log_updated)
-        .bind(&log_deleted)
         .bind(CHANNEL)
         .execute(&mut *self)
         .await
@@ -295,32 +290,24 @@ impl RowStore for PgConnection {
         let datas: Vec<Option<&str>> = items.iter().map(|r| r.data.as_deref()).collect();
         // First the counter: its row lock is held until commit, so seqs
         // become visible in order and no other writer of the collection
-        // changes a version until then. Under READ COMMITTED the next
+        // adds an entry until then. Under READ COMMITTED the next
         // statement takes its snapshot after the lock was granted, so the
         // versions it reads are current (a statement that waited for the
         // lock itself would still read its older snapshot).
         let count = items.len() as u64;
         let base = self.bump(collection, count).await?.saturating_sub(count);
-        // Then one statement: number the items and look up their current
-        // versions once, upsert the records and append the change log from
-        // that row set, and notify on commit.
+        // Then one statement: append each item at seq base + its position,
+        // with its id's latest version + 1 (one backward probe of the
+        // unique index; the ids are distinct), and notify on commit.
         let written: Vec<(i64, i64)> = sqlx::query_as(
-            "WITH u AS MATERIALIZED ( \
-               SELECT i.n, i.id, i.data, $4 + i.n AS seq, \
-                 COALESCE((SELECT r.version FROM ft_records r WHERE r.collection = $1 AND r.id = i.id), 0) + 1 \
-                   AS version, \
-                 CASE WHEN i.data IS NULL THEN $5::int8 END AS deleted \
-               FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS i(id, data, n)), \
-             rec AS ( \
-               INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
-               SELECT $1, u.id, u.version, u.seq, $5, u.deleted FROM u \
-               ON CONFLICT (collection, id) DO UPDATE SET version = EXCLUDED.version, \
-                 seq = EXCLUDED.seq, updated_at_us = EXCLUDED.updated_at_us, \
-                 deleted_at_us = EXCLUDED.deleted_at_us), \
-             l AS ( \
-               INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
-               SELECT $1, u.seq, u.id, u.version, u.data::jsonb, $5, u.deleted FROM u) \
-             SELECT u.version, u.seq FROM u, (SELECT pg_notify($6, $1)) AS notified ORDER BY u.n",
+            "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
+             SELECT $1, $4 + i.n, i.id, \
+               COALESCE((SELECT max(c.version) FROM ft_changes c \
+                 WHERE c.collection = $1 AND c.id = i.id), 0) + 1, \
+               i.data::jsonb, $5, CASE WHEN i.data IS NULL THEN $5::int8 END \
+             FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS i(id, data, n), \
+               (SELECT pg_notify($6, $1)) AS notified \
+             RETURNING version, seq",
         )
         .bind(collection)
         .bind(&ids)
@@ -331,17 +318,37 @@ impl RowStore for PgConnection {
         .fetch_all(&mut *self)
         .await
         .map_err(map_err)?;
-        Ok(Some(
-            written
-                .into_iter()
-                .map(|(v, s)| (to_u64(v), to_u64(s)))
-                .collect(),
-        ))
+        // RETURNING's order is not guaranteed: place each row by its seq.
+        let mut out = vec![(0, 0); items.len()];
+        let mut placed = 0;
+        for (version, seq) in written {
+            let seq = to_u64(seq);
+            let slot = seq
+                .checked_sub(base + 1)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| out.get_mut(i))
+                .filter(|slot| slot.1 == 0)
+                .ok_or_else(|| {
+                    Error::internal(format!(
+                        "write to {collection} returned an unknown seq {seq}"
+                    ))
+                })?;
+            *slot = (to_u64(version), seq);
+            placed += 1;
+        }
+        if placed != items.len() {
+            return Err(Error::internal(format!(
+                "{placed} of {} writes to {collection} came back",
+                items.len()
+            )));
+        }
+        Ok(Some(out))
     }
 
     async fn get_record(&mut self, collection: &str, id: &str) -> Result<Option<Record>> {
         let row: Option<RecordRow> = sqlx::query_as(&format!(
-            "{RECORD_SELECT} WHERE r.collection = $1 AND r.id = $2"
+            "SELECT {ENTRY_COLUMNS} FROM ft_changes WHERE collection = $1 AND id = $2 \
+             ORDER BY version DESC LIMIT 1"
         ))
         .bind(collection)
         .bind(id)
@@ -392,13 +399,39 @@ crate::sql::sql_adapter_impl!(PostgresAdapter {
     async fn purge_tombstones(&self, collection: &str, up_to: u64) -> Result<u64> {
         observe(BACKEND, "purge", async {
             check_collection(collection)?;
-            let done = sqlx::query("DELETE FROM ft_records WHERE collection = $1 AND seq <= $2 AND deleted_at_us IS NOT NULL")
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            // The counter lock first, as writers take it: no write to the
+            // collection interleaves, and the next statement's snapshot
+            // (READ COMMITTED) sees every committed write, so a record
+            // re-created after its delete is never taken for a tombstone.
+            sqlx::query("SELECT 1 FROM ft_collections WHERE name = $1 FOR UPDATE")
                 .bind(collection)
-                .bind(to_i64(up_to))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            Ok(done.rows_affected())
+            // A purged record goes whole: every entry of an id whose latest
+            // entry is a tombstone at seq <= up_to (all of them are then at
+            // seq <= up_to), so a new record of that id starts at version 1.
+            let (purged,): (i64,) = sqlx::query_as(
+                "WITH purged AS ( \
+                   SELECT l.id FROM ( \
+                     SELECT DISTINCT id FROM ft_changes \
+                     WHERE collection = $1 AND seq <= $2 AND deleted_at_us IS NOT NULL) t \
+                   CROSS JOIN LATERAL ( \
+                     SELECT c.id, c.seq, c.deleted_at_us FROM ft_changes c \
+                     WHERE c.collection = $1 AND c.id = t.id ORDER BY c.version DESC LIMIT 1) l \
+                   WHERE l.seq <= $2 AND l.deleted_at_us IS NOT NULL), \
+                 gone AS ( \
+                   DELETE FROM ft_changes c USING purged p WHERE c.collection = $1 AND c.id = p.id) \
+                 SELECT count(*) FROM purged",
+            )
+            .bind(collection)
+            .bind(to_i64(up_to))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(to_u64(purged))
         })
         .await
     }
@@ -406,10 +439,11 @@ crate::sql::sql_adapter_impl!(PostgresAdapter {
     async fn prune_changes(&self, collection: &str, up_to: u64) -> Result<u64> {
         observe(BACKEND, "prune", async {
             check_collection(collection)?;
+            // An entry with a later version of its id is not its latest.
             let done = sqlx::query(
-                "DELETE FROM ft_changes c WHERE c.collection = $1 AND c.seq <= $2 AND NOT EXISTS ( \
-                   SELECT 1 FROM ft_records r WHERE r.collection = c.collection AND r.id = c.id \
-                   AND r.seq = c.seq)",
+                "DELETE FROM ft_changes c WHERE c.collection = $1 AND c.seq <= $2 AND EXISTS ( \
+                   SELECT 1 FROM ft_changes n WHERE n.collection = c.collection AND n.id = c.id \
+                   AND n.version > c.version)",
             )
             .bind(collection)
             .bind(to_i64(up_to))
@@ -529,5 +563,140 @@ impl HealthCheck for PostgresAdapter {
 
     async fn check(&self) -> HealthReport {
         HealthReport::from_result(&self.ping().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Expect;
+    use serde_json::json;
+
+    /// A database at migration 2 (current versions in `ft_records`, data in
+    /// the log; one record purged, one purged and written again) keeps
+    /// every record and its feed when migration 3 drops `ft_records`, and
+    /// loses only the entries no record reaches any more.
+    #[tokio::test]
+    async fn migration_3_keeps_records_in_the_log_only() {
+        let url = flextime_testkit::require_peer!(Postgres);
+        let schema = flextime_testkit::unique_name("ftdb_m3");
+        let options = DbOptions {
+            migrate_on_connect: false,
+            schema: Some(schema.clone()),
+            ..DbOptions::default()
+        };
+        let db = PostgresAdapter::connect(&url, options).await.unwrap();
+        {
+            let mut conn = db.pool.acquire().await.unwrap();
+            run_migrations(&mut *conn, &MIGRATIONS[..2], false)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO ft_collections (name, seq) VALUES ('c', 9)")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            // a: live at version 3 (seq 4); b: deleted, its first entry
+            // pruned; p: purged (no record row); r: deleted and purged at
+            // versions 1-2 (seqs 7-8), then written again (version 1, seq 9).
+            sqlx::query(
+                "INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
+                 VALUES ('c', 'a', 3, 4, 40, NULL), ('c', 'b', 2, 5, 50, 50), ('c', 'r', 1, 9, 90, NULL)",
+            )
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
+                 VALUES ('c', 1, 'a', 1, '{\"v\":1}', 10, NULL), ('c', 2, 'a', 2, '{\"v\":2}', 20, NULL), \
+                 ('c', 3, 'p', 1, '{\"p\":1}', 30, NULL), ('c', 4, 'a', 3, '{\"v\":3}', 40, NULL), \
+                 ('c', 5, 'b', 2, NULL, 50, 50), ('c', 6, 'p', 2, NULL, 60, 60), \
+                 ('c', 7, 'r', 1, '{\"r\":\"old\"}', 70, NULL), ('c', 8, 'r', 2, NULL, 80, 80), \
+                 ('c', 9, 'r', 1, '{\"r\":\"new\"}', 90, NULL)",
+            )
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        db.migrate().await.unwrap();
+        let (records,): (Option<String>,) =
+            sqlx::query_as("SELECT to_regclass('ft_records')::text")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(records, None);
+        let a = db.get("c", "a").await.unwrap().unwrap();
+        assert_eq!((a.version, a.seq, a.data), (3, 4, Some(json!({"v": 3}))));
+        assert_eq!(a.updated_at, from_micros(40));
+        let b = db.get("c", "b").await.unwrap().unwrap();
+        assert!(b.is_deleted() && b.data.is_none());
+        assert_eq!((b.version, b.seq), (2, 5));
+        assert_eq!(db.get("c", "p").await.unwrap(), None);
+        let r = db.get("c", "r").await.unwrap().unwrap();
+        assert_eq!(
+            (r.version, r.seq, r.data),
+            (1, 9, Some(json!({"r": "new"})))
+        );
+        let many = db
+            .get_many("c", &["r".into(), "p".into(), "a".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            many.iter()
+                .map(|r| (r.id.as_str(), r.version))
+                .collect::<Vec<_>>(),
+            [("r", 1), ("a", 3)]
+        );
+        let feed = db.changes("c", 0, 20).await.unwrap();
+        assert_eq!(
+            feed.iter()
+                .map(|r| (r.id.as_str(), r.version, r.seq))
+                .collect::<Vec<_>>(),
+            [
+                ("a", 1, 1),
+                ("a", 2, 2),
+                ("a", 3, 4),
+                ("b", 2, 5),
+                ("r", 1, 9)
+            ]
+        );
+        // writes go on from the migrated state: with a precondition, new
+        // ids, and the batch fast path
+        let w = db
+            .upsert("c", "r", json!({"r": 2}), Expect::Version(1))
+            .await
+            .unwrap();
+        assert_eq!((w.version, w.seq), (2, 10));
+        let w = db
+            .upsert("c", "p", json!({"p": "again"}), Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!((w.version, w.seq), (1, 11));
+        let w = db
+            .upsert_batch("c", vec![("a".into(), json!(4)), ("b".into(), json!(3))])
+            .await
+            .unwrap();
+        assert_eq!(
+            w.iter().map(|w| (w.version, w.seq)).collect::<Vec<_>>(),
+            [(4, 12), (3, 13)]
+        );
+        assert_eq!(
+            db.changes("c", 9, 20)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.id.as_str(), r.version, r.data.clone()))
+                .collect::<Vec<_>>(),
+            [
+                ("r", 2, Some(json!({"r": 2}))),
+                ("p", 1, Some(json!({"p": "again"}))),
+                ("a", 4, Some(json!(4))),
+                ("b", 3, Some(json!(3)))
+            ]
+        );
+        let mut admin = db.pool.acquire().await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&mut *admin)
+            .await
+            .unwrap();
     }
 }
