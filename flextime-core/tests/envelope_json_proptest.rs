@@ -11,8 +11,9 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
 
-/// Text heavy in the characters JSON must escape, with runs long enough to
-/// take the eight-bytes-at-a-time path, and any Unicode besides.
+/// Text heavy in the characters JSON must escape, with clean runs long
+/// enough to take the eight- and the 32-bytes-at-a-time paths (so an escape
+/// lands at every offset of a block), and any Unicode besides.
 fn text() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
         any::<char>().prop_map(String::from),
@@ -21,6 +22,7 @@ fn text() -> impl Strategy<Value = String> {
         Just("\\".to_owned()),
         Just("\u{7f}".to_owned()),
         "[a-zA-Z0-9 ]{0,24}",
+        "[a-zA-Z0-9 ]{24,80}",
         "[éß€😀]{1,4}",
     ];
     vec(piece, 0..12).prop_map(|parts| parts.concat())

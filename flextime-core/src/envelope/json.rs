@@ -376,11 +376,18 @@ mod fast {
     /// Whether any byte of `word` is below 0x20, a quote or a backslash
     /// (exact: a word it clears holds none of them).
     fn needs_escape(word: u64) -> bool {
+        escape_bits(word) & HIGH_BITS != 0
+    }
+
+    /// Bits that, masked with `HIGH_BITS`, flag the bytes of `word` that may
+    /// need escaping (see [`needs_escape`]); several words' bits can be
+    /// or-ed and tested once.
+    fn escape_bits(word: u64) -> u64 {
         let below_space = word.wrapping_sub(LOW_BITS * 0x20) & !word;
         let quote = word ^ (LOW_BITS * u64::from(b'"'));
         let backslash = word ^ (LOW_BITS * u64::from(b'\\'));
         let has_zero = |x: u64| x.wrapping_sub(LOW_BITS) & !x;
-        (below_space | has_zero(quote) | has_zero(backslash)) & HIGH_BITS != 0
+        below_space | has_zero(quote) | has_zero(backslash)
     }
 
     /// The bytes JSON strings escape: control characters, `"` and `\\`.
@@ -399,10 +406,22 @@ mod fast {
     /// How many leading bytes of `bytes`, in whole words of eight, need no
     /// escaping.
     fn clean_words(bytes: &[u8]) -> usize {
+        let word_at = |b: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or([0; 8]));
         let mut n = 0;
-        for word in bytes.chunks_exact(8) {
-            let word = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or([0; 8]));
-            if needs_escape(word) {
+        // Long clean runs (the common case) 32 bytes per test...
+        for block in bytes.chunks_exact(32) {
+            let bits = escape_bits(word_at(&block[..8]))
+                | escape_bits(word_at(&block[8..16]))
+                | escape_bits(word_at(&block[16..24]))
+                | escape_bits(word_at(&block[24..]));
+            if bits & HIGH_BITS != 0 {
+                break;
+            }
+            n += 32;
+        }
+        // ...then word by word up to the first word that needs a look.
+        for word in bytes[n..].chunks_exact(8) {
+            if needs_escape(word_at(word)) {
                 break;
             }
             n += 8;
