@@ -4,7 +4,8 @@ use flextime_core::{Error, Secret};
 
 use super::{
     Rejection, Tolerance, Verified, Verifier, WebhookRequest, ct_eq, decode_base64,
-    decode_base64_lenient, header_any, hmac_sha256, json_string_member, parse_timestamp,
+    decode_base64_lenient, header_any, hmac_sha256_key, hmac_sha256_with, json_string_member,
+    parse_timestamp,
 };
 
 /// Header names, with the `svix-*` aliases.
@@ -38,8 +39,9 @@ pub struct StandardWebhooks {
     tolerance: Tolerance,
 }
 
+/// A secret as a keyed HMAC state (the key bytes are not kept apart).
 #[derive(Clone)]
-struct Key(Vec<u8>);
+struct Key(super::HmacSha256);
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,7 +58,7 @@ impl StandardWebhooks {
     ) -> Result<Self, Error> {
         let keys = secrets
             .into_iter()
-            .map(|s| decode_secret(&s).map(Key))
+            .map(|s| decode_secret(&s).map(|bytes| Key(hmac_sha256_key(&bytes))))
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(Error::invalid_input(
@@ -78,7 +80,7 @@ impl StandardWebhooks {
             if !out.is_empty() {
                 out.push(' ');
             }
-            let mac = hmac_sha256(&k.0, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+            let mac = hmac_sha256_with(&k.0, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
             out.push_str("v1,");
             base64::engine::general_purpose::STANDARD.encode_string(mac, &mut out);
         }
@@ -124,7 +126,7 @@ impl Verifier for StandardWebhooks {
             .keys
             .iter()
             .map(|k| {
-                hmac_sha256(
+                hmac_sha256_with(
                     &k.0,
                     &[id.as_bytes(), b".", ts_text.as_bytes(), b".", request.body],
                 )
