@@ -2,10 +2,11 @@
 //! own fast writer) is byte for byte what serde_json writes through the
 //! `Serialize` implementation, for arbitrary attributes and data: strings
 //! with quotes, backslashes, every control character and any Unicode;
+//! times of every year, offset and fraction width (leap seconds too);
 //! integers, floats, nested arrays and objects; extensions; text and binary
 //! data.
 
-use chrono::{FixedOffset, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use flextime_core::Envelope;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -91,30 +92,55 @@ fn extensions() -> impl Strategy<Value = Vec<(String, Ext)>> {
     )
 }
 
-/// An event's generated parts: id, type, subject, whether it has a time,
-/// data, extensions.
+/// Any time of years 0000-9999 in any offset (UTC often), with fractions of
+/// every width the writer chooses between and leap seconds.
+fn time() -> impl Strategy<Value = DateTime<FixedOffset>> {
+    let nanos = prop_oneof![
+        Just(0u32),
+        (1u32..1000).prop_map(|ms| ms * 1_000_000),
+        (1u32..1_000_000).prop_map(|us| us * 1000),
+        0u32..1_000_000_000,
+        1_000_000_000u32..2_000_000_000,
+    ];
+    let offset = prop_oneof![Just(0i32), Just(3600), -86_399i32..=86_399];
+    (
+        (0i32..=9999, 1u32..=12, 1u32..=28),
+        (0u32..24, 0u32..60, 0u32..60),
+        nanos,
+        offset,
+    )
+        .prop_map(|((y, mo, d), (h, mi, s), nano, off)| {
+            // chrono keeps a leap second only at second 59.
+            let s = if nano >= 1_000_000_000 { 59 } else { s };
+            let local = NaiveDate::from_ymd_opt(y, mo, d)
+                .and_then(|date| date.and_hms_nano_opt(h, mi, s, nano))
+                .expect("a valid date and time");
+            FixedOffset::east_opt(off)
+                .expect("offset")
+                .from_local_datetime(&local)
+                .single()
+                .expect("a fixed offset maps one to one")
+        })
+}
+
+/// An event's generated parts: id, type, subject, its time (the time of
+/// creation when none), data, extensions.
 type Parts = (
     String,
     String,
     Option<String>,
-    bool,
+    Option<DateTime<FixedOffset>>,
     DataCase,
     Vec<(String, Ext)>,
 );
 
-fn envelope((id, ty, subject, with_time, data, extensions): Parts) -> Envelope {
+fn envelope((id, ty, subject, time, data, extensions): Parts) -> Envelope {
     let mut e = Envelope::new("/bookings/a?x=1", ty).with_id(id);
     if let Some(subject) = subject.filter(|s| !s.is_empty()) {
         e = e.with_subject(subject);
     }
-    if with_time {
-        let offset = FixedOffset::east_opt(3600).expect("offset");
-        e = e.with_time(
-            offset
-                .with_ymd_and_hms(2026, 12, 6, 21, 30, 5)
-                .single()
-                .expect("time"),
-        );
+    if let Some(time) = time {
+        e = e.with_time(time);
     }
     e = match data {
         DataCase::None => e,
@@ -140,7 +166,7 @@ proptest! {
     #[test]
     fn fast_writer_writes_what_serde_json_writes(
         parts in ("[^\u{0}]{1,16}", text().prop_filter("non-empty", |t| !t.is_empty()),
-                  proptest::option::of(text()), any::<bool>(), data(), extensions())
+                  proptest::option::of(text()), proptest::option::of(time()), data(), extensions())
     ) {
         let e = envelope(parts);
         prop_assume!(e.validate().is_ok());

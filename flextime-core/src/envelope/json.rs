@@ -259,26 +259,32 @@ mod fast {
 
     use serde_json::Value;
 
+    use chrono::{DateTime, Datelike as _, FixedOffset, Timelike as _};
+
     use super::super::{Data, Envelope, ExtensionValue, SPEC_VERSION, format_time};
 
     pub(super) fn write_structured(e: &Envelope, out: &mut String) {
-        out.push('{');
-        let mut members = Members { out, first: true };
-        members.string("specversion", SPEC_VERSION);
-        members.string("id", &e.id);
-        members.string("source", &e.source);
-        members.string("type", &e.event_type);
+        // The attribute names and the spec version need no escaping: they
+        // go out as written here.
+        out.push_str("{\"specversion\":\"");
+        out.push_str(SPEC_VERSION);
+        out.push('"');
+        let mut members = Members { out, first: false };
+        members.string_at("\"id\":", &e.id);
+        members.string_at("\"source\":", &e.source);
+        members.string_at("\"type\":", &e.event_type);
         if let Some(subject) = &e.subject {
-            members.string("subject", subject);
+            members.string_at("\"subject\":", subject);
         }
         if let Some(time) = &e.time {
-            members.string("time", &format_time(time));
+            members.key_at("\"time\":");
+            write_time(members.out, time);
         }
         if let Some(ct) = &e.datacontenttype {
-            members.string("datacontenttype", ct);
+            members.string_at("\"datacontenttype\":", ct);
         }
         if let Some(schema) = &e.dataschema {
-            members.string("dataschema", schema);
+            members.string_at("\"dataschema\":", schema);
         }
         for (name, value) in &e.extensions {
             match value {
@@ -296,14 +302,14 @@ mod fast {
         match &e.data {
             None => {}
             Some(Data::Json(value)) => {
-                members.key("data");
+                members.key_at("\"data\":");
                 write_value(members.out, value);
             }
-            Some(Data::Text(text)) => members.string("data", text),
+            Some(Data::Text(text)) => members.string_at("\"data\":", text),
             Some(Data::Binary(bytes)) => {
                 use base64::Engine as _;
-                members.string(
-                    "data_base64",
+                members.string_at(
+                    "\"data_base64\":",
                     &base64::engine::general_purpose::STANDARD.encode(bytes),
                 );
             }
@@ -329,6 +335,111 @@ mod fast {
         fn string(&mut self, name: &str, value: &str) {
             self.key(name);
             write_str(self.out, value);
+        }
+
+        /// A key given quoted and followed by its colon, as it goes out.
+        fn key_at(&mut self, quoted: &str) {
+            if !std::mem::take(&mut self.first) {
+                self.out.push(',');
+            }
+            self.out.push_str(quoted);
+        }
+
+        fn string_at(&mut self, quoted: &str, value: &str) {
+            self.key_at(quoted);
+            write_str(self.out, value);
+        }
+    }
+
+    /// `time` as a JSON string, exactly as [`format_time`] writes it (RFC
+    /// 3339; fractions of 0, 3, 6 or 9 digits, the fewest that hold it
+    /// exactly; `Z` for UTC, else `+hh:mm` rounded to the minute), without
+    /// going through a formatter and a temporary string.
+    fn write_time(out: &mut String, time: &DateTime<FixedOffset>) {
+        let local = time.naive_local();
+        let year = u32::try_from(local.year()).unwrap_or(u32::MAX);
+        if year > 9999 {
+            // Out of RFC 3339's range (validation refuses it): as chrono writes it.
+            return write_str(out, &format_time(time));
+        }
+        let mut w = Ascii::default();
+        w.byte(b'"');
+        w.digits(year, 4);
+        w.byte(b'-');
+        w.digits(local.month(), 2);
+        w.byte(b'-');
+        w.digits(local.day(), 2);
+        w.byte(b'T');
+        let (mut sec, mut nano) = (local.second(), local.nanosecond());
+        if nano >= 1_000_000_000 {
+            // A leap second.
+            sec += 1;
+            nano -= 1_000_000_000;
+        }
+        w.digits(local.hour(), 2);
+        w.byte(b':');
+        w.digits(local.minute(), 2);
+        w.byte(b':');
+        w.digits(sec, 2);
+        if nano != 0 {
+            w.byte(b'.');
+            if nano % 1_000_000 == 0 {
+                w.digits(nano / 1_000_000, 3);
+            } else if nano % 1_000 == 0 {
+                w.digits(nano / 1_000, 6);
+            } else {
+                w.digits(nano, 9);
+            }
+        }
+        let offset = time.offset().local_minus_utc();
+        if offset == 0 {
+            w.byte(b'Z');
+        } else {
+            w.byte(if offset < 0 { b'-' } else { b'+' });
+            let minutes = (offset.unsigned_abs() + 30) / 60;
+            w.digits(minutes / 60, 2);
+            w.byte(b':');
+            w.digits(minutes % 60, 2);
+        }
+        w.byte(b'"');
+        out.push_str(w.as_str());
+    }
+
+    /// A short ASCII text built in place.
+    struct Ascii {
+        buf: [u8; 40],
+        len: usize,
+    }
+
+    impl Default for Ascii {
+        fn default() -> Self {
+            Self {
+                buf: [0; 40],
+                len: 0,
+            }
+        }
+    }
+
+    impl Ascii {
+        fn byte(&mut self, b: u8) {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+
+        /// `value` in exactly `width` decimal digits (zero padded).
+        fn digits(&mut self, value: u32, width: u32) {
+            let mut div = 10u32.pow(width - 1);
+            for _ in 0..width {
+                self.byte(b'0' + u8::try_from(value / div % 10).unwrap_or(0));
+                div /= 10;
+            }
+        }
+
+        fn as_str(&self) -> &str {
+            // Only ASCII bytes are ever written.
+            std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
         }
     }
 
