@@ -9,8 +9,8 @@ use std::time::Duration;
 use flextime_core::resilience::{BreakerConfig, CircuitState};
 use flextime_core::{Envelope, ErrorKind, ManualClock, SharedClock};
 use flextime_webhooks::dispatch::{
-    BodyMode, DeliveryStatus, DisableReason, Dispatcher, DispatcherConfig, DispatcherEvent,
-    Endpoint, EventFilter, Outcome, RetrySchedule, SsrfGuard,
+    BodyMode, DeliveryQuery, DeliveryStatus, DisableReason, Dispatcher, DispatcherConfig,
+    DispatcherEvent, Endpoint, EventFilter, Outcome, RetrySchedule, SsrfGuard,
 };
 use http_receiver::{Reply, TestReceiver};
 use serde_json::json;
@@ -786,4 +786,35 @@ async fn every_delivery_of_a_batch_carries_its_own_body() {
             other => panic!("unexpected data {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn an_invalid_event_is_refused_whole_for_every_body_mode() {
+    let mut rx_http = TestReceiver::start().await;
+    for mode in [None, Some(BodyMode::Structured), Some(BodyMode::Raw)] {
+        let d = start(config(&[0]), None).await;
+        if let Some(mode) = mode {
+            d.add_endpoint(
+                Endpoint::new("ep", &rx_http.url)
+                    .with_secret(SECRET)
+                    .with_body(mode),
+            )
+            .await
+            .unwrap();
+        }
+        // The second event has an empty type: the whole batch is refused.
+        let batch = [event("a.b", 1), event("", 2)];
+        let err = d.send_batch(&batch).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{mode:?}: {err}");
+        assert!(err.to_string().contains("type"), "{mode:?}: {err}");
+        assert_eq!(d.pending_count(), 0, "{mode:?}");
+        assert!(
+            d.deliveries(&DeliveryQuery::default())
+                .await
+                .unwrap()
+                .is_empty(),
+            "{mode:?}: nothing stored"
+        );
+    }
+    assert!(rx_http.drain().is_empty(), "nothing was sent");
 }

@@ -1257,7 +1257,9 @@ impl Dispatcher {
         // copied once into an allocation of exactly its size.
         let mut scratch = String::new();
         for event in events {
-            event.validate()?;
+            // Writing the structured body validates the event; an event
+            // sent to no structured endpoint is validated on its own below.
+            let mut validated = false;
             let message_id = new_message_id();
             let (event_id, event_type) = (
                 SharedText::from(event.id()),
@@ -1275,6 +1277,7 @@ impl Dispatcher {
                         if structured.is_none() {
                             scratch.clear();
                             event.write_json(&mut scratch)?;
+                            validated = true;
                             structured = Some(SharedText::from(scratch.as_str()));
                         }
                         (
@@ -1308,6 +1311,9 @@ impl Dispatcher {
                     attempts: Vec::new(),
                     finished_at: None,
                 });
+            }
+            if !validated {
+                event.validate()?;
             }
             receipts.push(SendReceipt {
                 message_id,
