@@ -235,6 +235,7 @@ mod redis {
             .consumer(ConsumerOptions::new(&topic, "g"))
             .await
             .unwrap();
+        let before = chrono::Utc::now();
         redis_cli(
             &url,
             &[
@@ -256,6 +257,13 @@ mod redis {
         assert_eq!(m.key.as_deref(), Some("k1"));
         assert_eq!(m.header("trace"), Some("t-1"));
         assert_eq!(m.attempt, 1);
+        // No `id` or `ts` field: a fresh id, and the time of receipt.
+        assert!(!m.id.is_empty());
+        assert!(
+            (before..=chrono::Utc::now()).contains(&m.timestamp),
+            "{} is not the time of receipt",
+            m.timestamp
+        );
         d.ack().await.unwrap();
         consumer.shutdown().await.unwrap();
     }

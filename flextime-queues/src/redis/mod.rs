@@ -208,9 +208,11 @@ pub(crate) fn from_fields(values: Vec<Value>) -> Result<(Message, u32)> {
         key: None,
         headers: BTreeMap::new(),
         payload: bytes::Bytes::new(),
-        timestamp: chrono::Utc::now(),
+        timestamp: chrono::DateTime::UNIX_EPOCH,
         attempt: 0,
     };
+    // The clock is read only for an entry without `ts` (a foreign producer's).
+    let mut stamped = false;
     let mut headers = BTreeMap::new();
     let mut attempt = 0;
     let mut values = values.into_iter();
@@ -224,6 +226,7 @@ pub(crate) fn from_fields(values: Vec<Value>) -> Result<(Message, u32)> {
             b"ts" => {
                 if let Some(ms) = std::str::from_utf8(&v).ok().and_then(|t| t.parse().ok()) {
                     message.timestamp = from_unix_millis(ms);
+                    stamped = true;
                 }
             }
             b"attempt" => {
@@ -245,6 +248,9 @@ pub(crate) fn from_fields(values: Vec<Value>) -> Result<(Message, u32)> {
     // message gets a fresh id.
     if message.id.is_empty() {
         message.id = uuid::Uuid::now_v7().to_string();
+    }
+    if !stamped {
+        message.timestamp = chrono::Utc::now();
     }
     message.headers = headers;
     Ok((message, attempt))
