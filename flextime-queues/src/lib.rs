@@ -312,8 +312,38 @@ pub struct Delivery {
     message: Arc<Message>,
     topic: Arc<str>,
     backend: &'static str,
+    /// The consumer's registered outcome counters (the crate's own
+    /// backends); without them the counter is looked up per settlement.
+    counters: Option<Arc<ConsumedCounters>>,
     received_at: DateTime<Utc>,
     acker: Option<Box<dyn Acknowledger>>,
+}
+
+/// A consumer's [`QUEUE_CONSUMED`](flextime_core::telemetry::QUEUE_CONSUMED)
+/// counters, registered once (backend and topic are fixed per consumer), so
+/// settling a delivery builds no metric key.
+pub(crate) struct ConsumedCounters {
+    ack: metrics::Counter,
+    nack: metrics::Counter,
+    dead_letter: metrics::Counter,
+}
+
+impl ConsumedCounters {
+    pub(crate) fn new(backend: &'static str, topic: &str) -> Arc<Self> {
+        let counter = |outcome: &'static str| {
+            metrics::counter!(
+                flextime_core::telemetry::QUEUE_CONSUMED,
+                "backend" => backend,
+                "topic" => topic.to_owned(),
+                "outcome" => outcome
+            )
+        };
+        Arc::new(Self {
+            ack: counter("ack"),
+            nack: counter("nack"),
+            dead_letter: counter("dead_letter"),
+        })
+    }
 }
 
 impl fmt::Debug for Delivery {
@@ -324,7 +354,7 @@ impl fmt::Debug for Delivery {
             .field("message", &self.message)
             .field("received_at", &self.received_at)
             .field("settled", &self.acker.is_none())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -345,9 +375,17 @@ impl Delivery {
             message,
             topic,
             backend: "custom",
+            counters: None,
             received_at: Utc::now(),
             acker: Some(acker),
         }
+    }
+
+    /// Count settlements on the consumer's registered counters.
+    #[must_use]
+    pub(crate) fn with_counters(mut self, counters: &Arc<ConsumedCounters>) -> Self {
+        self.counters = Some(Arc::clone(counters));
+        self
     }
 
     /// Name the backend in the [`QUEUE_CONSUMED`](flextime_core::telemetry::QUEUE_CONSUMED)
@@ -392,13 +430,21 @@ impl Delivery {
         let Some(acker) = self.acker.take() else {
             return Err(Error::conflict("delivery already settled"));
         };
-        metrics::counter!(
-            flextime_core::telemetry::QUEUE_CONSUMED,
-            "backend" => self.backend,
-            "topic" => self.topic.clone(),
-            "outcome" => outcome
-        )
-        .increment(1);
+        match &self.counters {
+            Some(c) => match &settlement {
+                Settlement::Ack => &c.ack,
+                Settlement::Nack { .. } => &c.nack,
+                Settlement::DeadLetter { .. } => &c.dead_letter,
+            }
+            .increment(1),
+            None => metrics::counter!(
+                flextime_core::telemetry::QUEUE_CONSUMED,
+                "backend" => self.backend,
+                "topic" => self.topic.clone(),
+                "outcome" => outcome
+            )
+            .increment(1),
+        }
         acker.settle(settlement, false).await
     }
 

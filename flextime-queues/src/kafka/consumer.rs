@@ -18,8 +18,8 @@ use crate::settle::{
     AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, spawn_settler,
 };
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Result, Settlement, dead_letter_copy, headers,
-    max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, Settlement,
+    dead_letter_copy, headers, max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
 };
 
 /// The most records held back for a later due time before reading pauses.
@@ -127,6 +127,7 @@ struct Ctx {
     commits: Commits,
     options: ConsumerOptions,
     topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
 }
 
 /// Settled offsets move the commit point; the committer task commits it.
@@ -212,6 +213,7 @@ impl KafkaConsumer {
             consumer: consumer.clone(),
             commits: commits.clone(),
             topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("kafka", &options.topic),
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
@@ -287,7 +289,8 @@ async fn fetch(
                     token.message.clone(),
                     fast_acker(token, paths.clone()),
                 )
-                .with_backend("kafka");
+                .with_backend("kafka")
+                .with_counters(&ctx.counters);
                 if !hand_over(&tx, &mut stop, delivery).await {
                     return;
                 }
@@ -355,7 +358,8 @@ async fn fetch(
         }
         let delivery =
             Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
-                .with_backend("kafka");
+                .with_backend("kafka")
+                .with_counters(&ctx.counters);
         if !hand_over(&tx, &mut stop, delivery).await {
             return;
         }

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::{MemoryBroker, MemoryProducer, Topic, lock};
 use crate::{
-    Acknowledger, Consumer, ConsumerOptions, Delivery, Error, Result, Settlement, dead_letter_copy,
-    max_attempts_reason,
+    Acknowledger, ConsumedCounters, Consumer, ConsumerOptions, Delivery, Error, Result, Settlement,
+    dead_letter_copy, max_attempts_reason,
 };
 
 /// A member of a consumer group on a [`MemoryBroker`] topic.
@@ -31,6 +31,7 @@ struct Shared {
     broker: MemoryBroker,
     topic: Arc<Topic>,
     options: ConsumerOptions,
+    counters: Arc<ConsumedCounters>,
 }
 
 impl MemoryConsumer {
@@ -41,6 +42,7 @@ impl MemoryConsumer {
             shared: Arc::new(Shared {
                 broker,
                 topic,
+                counters: ConsumedCounters::new("memory", &options.topic),
                 options,
             }),
             closed: false,
@@ -89,7 +91,8 @@ impl Consumer for MemoryConsumer {
                             message,
                             Box::new(MemoryAcker::new(shared.clone(), token)),
                         )
-                        .with_backend("memory"),
+                        .with_backend("memory")
+                        .with_counters(&shared.counters),
                     ));
                 }
                 wake

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, watch};
 use super::{Shared, delayed_subject, from_nats, nats_error, stream_name};
 use crate::settle::{Settler, TaskConsumer, hand_over, spawn_settler};
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
-    dead_letter_copy, headers, max_attempts_reason, unix_millis,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest,
+    Settlement, channel_acker, dead_letter_copy, headers, max_attempts_reason, unix_millis,
 };
 
 /// A member of a consumer group (a durable pull consumer).
@@ -40,6 +40,7 @@ struct Ctx {
     client: async_nats::Client,
     options: ConsumerOptions,
     topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
 }
 
 async fn pull_consumer(
@@ -102,6 +103,7 @@ impl NatsConsumer {
             client: shared.js.client(),
             shared,
             topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("nats", &options.topic),
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
@@ -249,7 +251,8 @@ async fn fetch(
                 message,
                 channel_acker(token, settle_tx.clone()),
             )
-            .with_backend("nats");
+            .with_backend("nats")
+            .with_counters(&ctx.counters);
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }

@@ -17,8 +17,8 @@ use super::{
 };
 use crate::settle::{Settler, TaskConsumer, hand_over, spawn_settler};
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest, Settlement, channel_acker,
-    dead_letter_copy, max_attempts_reason,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest,
+    Settlement, channel_acker, dead_letter_copy, max_attempts_reason,
 };
 
 /// A consumer on a group's queue.
@@ -44,6 +44,7 @@ struct Ctx {
     config: RabbitConfig,
     options: ConsumerOptions,
     topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
     queue: String,
     conn: std::sync::Mutex<Option<Connection>>,
 }
@@ -96,6 +97,7 @@ impl RabbitConsumer {
         let ctx = Arc::new(Ctx {
             config,
             topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("rabbitmq", &options.topic),
             queue,
             options,
             conn: std::sync::Mutex::new(None),
@@ -201,7 +203,8 @@ async fn fetch(
                 message,
                 channel_acker(token, settle_tx.clone()),
             )
-            .with_backend("rabbitmq");
+            .with_backend("rabbitmq")
+            .with_counters(&ctx.counters);
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }

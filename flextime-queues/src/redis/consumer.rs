@@ -17,8 +17,8 @@ use crate::settle::{
     AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, join_tasks, spawn_settler,
 };
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Result, Settlement, dead_letter_copy,
-    duration_millis, max_attempts_reason,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, Settlement,
+    dead_letter_copy, duration_millis, max_attempts_reason,
 };
 
 /// A member of a Redis consumer group.
@@ -76,6 +76,7 @@ struct Ctx {
     acks: Acks,
     options: ConsumerOptions,
     topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
     delay_script: redis::Script,
 }
 
@@ -116,6 +117,7 @@ impl RedisConsumer {
             acks: Acks(acks.clone()),
             conn,
             topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("redis", &options.topic),
             options,
             delay_script: redis::Script::new(DELAY_SCRIPT),
         });
@@ -366,7 +368,8 @@ async fn fetch(
             }
             let delivery =
                 Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
-                    .with_backend("redis");
+                    .with_backend("redis")
+                    .with_counters(&ctx.counters);
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }
