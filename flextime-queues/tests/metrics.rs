@@ -6,6 +6,7 @@
 use flextime_core::telemetry as metric;
 use flextime_queues::memory::MemoryBroker;
 use flextime_queues::{Broker, ConsumerOptions, Message, ProducerOptions};
+use flextime_testkit::metrics::recorded;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 #[tokio::test]
@@ -41,17 +42,7 @@ async fn settlements_are_counted_per_backend_topic_and_outcome() {
     consumer.shutdown().await.unwrap();
 
     let snapshot = snapshotter.snapshot().into_vec();
-    let find = |name: &str, labels: &[(&str, &str)]| {
-        snapshot
-            .iter()
-            .find(|(key, ..)| {
-                key.key().name() == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v))
-            })
-            .map(|(_, _, _, value)| value)
-    };
+    let find = |name: &str, labels: &[(&str, &str)]| recorded(&snapshot, name, labels);
     let consumed = |outcome: &str| {
         find(
             metric::QUEUE_CONSUMED,

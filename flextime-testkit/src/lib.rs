@@ -27,6 +27,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod isolation;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "prism-form")]
 pub mod prism_form;
 pub mod server;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use flextime_core::Envelope;
 use flextime_core::telemetry as metric;
+use flextime_testkit::metrics::recorded;
 use flextime_webhooks::dispatch::{
     Dispatcher, DispatcherConfig, DispatcherEvent, Endpoint, RetrySchedule, SsrfGuard,
 };
@@ -60,17 +61,7 @@ async fn deliveries_are_counted_per_endpoint_and_outcome_with_their_latency() {
     }
 
     let snapshot = snapshotter.snapshot().into_vec();
-    let find = |name: &str, labels: &[(&str, &str)]| {
-        snapshot
-            .iter()
-            .find(|(key, ..)| {
-                key.key().name() == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v))
-            })
-            .map(|(_, _, _, value)| value)
-    };
+    let find = |name: &str, labels: &[(&str, &str)]| recorded(&snapshot, name, labels);
     assert_eq!(
         find(
             metric::DELIVERIES,

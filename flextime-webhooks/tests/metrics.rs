@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use flextime_core::health::{HealthRegistry, HealthStatus};
 use flextime_core::telemetry as metric;
+use flextime_testkit::metrics::recorded;
 use flextime_webhooks::receiver::{ChannelHandOff, HandOffHealth, Receiver, SourceConfig};
 use flextime_webhooks::verify::{StandardWebhooks, Tolerance};
 use http::Request;
@@ -51,18 +52,9 @@ async fn received_rejected_duplicates_handoff_and_in_flight() {
 
     let snapshot = snapshotter.snapshot().into_vec();
     let find = |name: &str, label: Option<(&str, &str)>| {
-        snapshot
-            .iter()
-            .find(|(key, ..)| {
-                key.key().name() == name
-                    && label.is_none_or(|(k, v)| {
-                        key.key().labels().any(|l| l.key() == k && l.value() == v)
-                    })
-            })
-            .map_or_else(
-                || panic!("{name} {label:?} not recorded"),
-                |(_, _, _, value)| value,
-            )
+        let labels: Vec<(&str, &str)> = label.into_iter().collect();
+        recorded(&snapshot, name, &labels)
+            .unwrap_or_else(|| panic!("{name} {label:?} not recorded"))
     };
     assert_eq!(
         find(metric::WEBHOOKS_RECEIVED, Some(("source", "m"))),
