@@ -18,8 +18,8 @@ use crate::settle::{
     AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, spawn_settler,
 };
 use crate::{
-    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, Settlement,
-    dead_letter_copy, headers, max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
+    Consumer, ConsumerOptions, Delivery, Message, Origin, Result, Settlement, dead_letter_copy,
+    headers, max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
 };
 
 /// The most records held back for a later due time before reading pauses.
@@ -126,8 +126,7 @@ struct Ctx {
     /// Holds the offset tracker too (`commits.tracker`).
     commits: Commits,
     options: ConsumerOptions,
-    topic: Arc<str>,
-    counters: Arc<ConsumedCounters>,
+    origin: Arc<Origin>,
 }
 
 /// Settled offsets move the commit point; the committer task commits it.
@@ -212,8 +211,7 @@ impl KafkaConsumer {
             shared,
             consumer: consumer.clone(),
             commits: commits.clone(),
-            topic: Arc::from(options.topic.as_str()),
-            counters: ConsumedCounters::new("kafka", &options.topic),
+            origin: Origin::new("kafka", &options.topic),
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
@@ -284,13 +282,9 @@ async fn fetch(
             }
             held.pop();
             if let Some(token) = held_tokens.remove(&id) {
-                let delivery = Delivery::shared(
-                    ctx.topic.clone(),
-                    token.message.clone(),
-                    fast_acker(token, paths.clone()),
-                )
-                .with_backend("kafka")
-                .with_counters(&ctx.counters);
+                let delivery = ctx
+                    .origin
+                    .delivery(token.message.clone(), fast_acker(token, paths.clone()));
                 if !hand_over(&tx, &mut stop, delivery).await {
                     return;
                 }
@@ -327,7 +321,7 @@ async fn fetch(
             record.payload(),
             record.timestamp().to_millis(),
             record.headers(),
-            &ctx.topic,
+            ctx.origin.topic(),
             partition,
             offset,
         );
@@ -356,10 +350,9 @@ async fn fetch(
             held_tokens.insert(seq, token);
             continue;
         }
-        let delivery =
-            Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
-                .with_backend("kafka")
-                .with_counters(&ctx.counters);
+        let delivery = ctx
+            .origin
+            .delivery(message, fast_acker(token, paths.clone()));
         if !hand_over(&tx, &mut stop, delivery).await {
             return;
         }

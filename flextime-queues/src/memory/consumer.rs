@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{MemoryBroker, MemoryProducer, Topic, lock};
 use crate::{
-    Acknowledger, ConsumedCounters, Consumer, ConsumerOptions, Delivery, Error, Result, Settlement,
+    Acknowledger, Consumer, ConsumerOptions, Delivery, Error, Origin, Result, Settlement,
     dead_letter_copy, max_attempts_reason,
 };
 
@@ -31,7 +31,7 @@ struct Shared {
     broker: MemoryBroker,
     topic: Arc<Topic>,
     options: ConsumerOptions,
-    counters: Arc<ConsumedCounters>,
+    origin: Arc<Origin>,
 }
 
 impl MemoryConsumer {
@@ -42,7 +42,7 @@ impl MemoryConsumer {
             shared: Arc::new(Shared {
                 broker,
                 topic,
-                counters: ConsumedCounters::new("memory", &options.topic),
+                origin: Origin::new("memory", &options.topic),
                 options,
             }),
             closed: false,
@@ -85,15 +85,10 @@ impl Consumer for MemoryConsumer {
                             .ok();
                         continue;
                     }
-                    return Ok(Some(
-                        Delivery::new(
-                            shared.topic.name.clone(),
-                            message,
-                            Box::new(MemoryAcker::new(shared.clone(), token)),
-                        )
-                        .with_backend("memory")
-                        .with_counters(&shared.counters),
-                    ));
+                    return Ok(Some(shared.origin.delivery(
+                        Arc::new(message),
+                        Box::new(MemoryAcker::new(shared.clone(), token)),
+                    )));
                 }
                 wake
             };

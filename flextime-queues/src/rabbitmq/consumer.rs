@@ -17,8 +17,8 @@ use super::{
 };
 use crate::settle::{Settler, TaskConsumer, hand_over, spawn_settler};
 use crate::{
-    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest,
-    Settlement, channel_acker, dead_letter_copy, max_attempts_reason,
+    Consumer, ConsumerOptions, Delivery, Message, Origin, Result, SettleRequest, Settlement,
+    channel_acker, dead_letter_copy, max_attempts_reason,
 };
 
 /// A consumer on a group's queue.
@@ -43,8 +43,7 @@ struct Token {
 struct Ctx {
     config: RabbitConfig,
     options: ConsumerOptions,
-    topic: Arc<str>,
-    counters: Arc<ConsumedCounters>,
+    origin: Arc<Origin>,
     queue: String,
     conn: std::sync::Mutex<Option<Connection>>,
 }
@@ -96,8 +95,7 @@ impl RabbitConsumer {
         let queue = format!("{}.{}", options.topic, options.group);
         let ctx = Arc::new(Ctx {
             config,
-            topic: Arc::from(options.topic.as_str()),
-            counters: ConsumedCounters::new("rabbitmq", &options.topic),
+            origin: Origin::new("rabbitmq", &options.topic),
             queue,
             options,
             conn: std::sync::Mutex::new(None),
@@ -198,13 +196,9 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery = Delivery::shared(
-                ctx.topic.clone(),
-                message,
-                channel_acker(token, settle_tx.clone()),
-            )
-            .with_backend("rabbitmq")
-            .with_counters(&ctx.counters);
+            let delivery = ctx
+                .origin
+                .delivery(message, channel_acker(token, settle_tx.clone()));
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }

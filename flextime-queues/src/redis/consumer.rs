@@ -17,8 +17,8 @@ use crate::settle::{
     AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, join_tasks, spawn_settler,
 };
 use crate::{
-    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, Settlement,
-    dead_letter_copy, duration_millis, max_attempts_reason,
+    Consumer, ConsumerOptions, Delivery, Message, Origin, Result, Settlement, dead_letter_copy,
+    duration_millis, max_attempts_reason,
 };
 
 /// A member of a Redis consumer group.
@@ -75,8 +75,7 @@ struct Ctx {
     conn: ConnectionManager,
     acks: Acks,
     options: ConsumerOptions,
-    topic: Arc<str>,
-    counters: Arc<ConsumedCounters>,
+    origin: Arc<Origin>,
     delay_script: redis::Script,
 }
 
@@ -116,8 +115,7 @@ impl RedisConsumer {
         let ctx = Arc::new(Ctx {
             acks: Acks(acks.clone()),
             conn,
-            topic: Arc::from(options.topic.as_str()),
-            counters: ConsumedCounters::new("redis", &options.topic),
+            origin: Origin::new("redis", &options.topic),
             options,
             delay_script: redis::Script::new(DELAY_SCRIPT),
         });
@@ -366,10 +364,9 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery =
-                Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
-                    .with_backend("redis")
-                    .with_counters(&ctx.counters);
+            let delivery = ctx
+                .origin
+                .delivery(message, fast_acker(token, paths.clone()));
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }
