@@ -325,11 +325,16 @@ mod fast {
 
     impl Members<'_> {
         fn key(&mut self, name: &str) {
+            self.comma();
+            write_str(self.out, name);
+            self.out.push(':');
+        }
+
+        /// The separator before every member but the first.
+        fn comma(&mut self) {
             if !std::mem::take(&mut self.first) {
                 self.out.push(',');
             }
-            write_str(self.out, name);
-            self.out.push(':');
         }
 
         fn string(&mut self, name: &str, value: &str) {
@@ -339,9 +344,7 @@ mod fast {
 
         /// A key given quoted and followed by its colon, as it goes out.
         fn key_at(&mut self, quoted: &str) {
-            if !std::mem::take(&mut self.first) {
-                self.out.push(',');
-            }
+            self.comma();
             self.out.push_str(quoted);
         }
 
