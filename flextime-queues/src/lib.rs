@@ -310,26 +310,25 @@ pub trait Acknowledger: Send + Sync + 'static {
 /// never loses the settlement.
 pub struct Delivery {
     message: Arc<Message>,
-    origin: Arc<Origin>,
+    topic: Arc<str>,
+    backend: &'static str,
+    /// The consumer's registered outcome counters (the crate's own
+    /// backends); without them the counter is looked up per settlement.
+    counters: Option<Arc<ConsumedCounters>>,
     received_at: DateTime<Utc>,
     acker: Option<Box<dyn Acknowledger>>,
 }
 
-/// Where a consumer's deliveries come from: the topic, the backend and its
-/// [`QUEUE_CONSUMED`](flextime_core::telemetry::QUEUE_CONSUMED) counters,
-/// registered once per consumer and shared by its deliveries, so settling a
-/// delivery builds no metric key. Deliveries made with [`Delivery::new`]
-/// (a backend outside this crate) have no counters and look theirs up per
-/// settlement.
-#[derive(Clone)]
-pub(crate) struct Origin {
-    topic: Arc<str>,
-    backend: &'static str,
-    counters: Option<[metrics::Counter; 3]>,
+/// A consumer's [`QUEUE_CONSUMED`](flextime_core::telemetry::QUEUE_CONSUMED)
+/// counters, registered once (backend and topic are fixed per consumer), so
+/// settling a delivery builds no metric key.
+pub(crate) struct ConsumedCounters {
+    ack: metrics::Counter,
+    nack: metrics::Counter,
+    dead_letter: metrics::Counter,
 }
 
-impl Origin {
-    /// The origin of one consumer's deliveries, with its counters registered.
+impl ConsumedCounters {
     pub(crate) fn new(backend: &'static str, topic: &str) -> Arc<Self> {
         let counter = |outcome: &'static str| {
             metrics::counter!(
@@ -340,41 +339,18 @@ impl Origin {
             )
         };
         Arc::new(Self {
-            topic: Arc::from(topic),
-            backend,
-            counters: Some(OUTCOMES.map(counter)),
+            ack: counter("ack"),
+            nack: counter("nack"),
+            dead_letter: counter("dead_letter"),
         })
     }
-
-    /// The topic, shared with every delivery.
-    pub(crate) fn topic(&self) -> &Arc<str> {
-        &self.topic
-    }
-
-    /// A delivery of a message the backend's acknowledger also holds (for a
-    /// nack's copy or a dead letter), without copying it.
-    pub(crate) fn delivery(
-        self: &Arc<Self>,
-        message: Arc<Message>,
-        acker: Box<dyn Acknowledger>,
-    ) -> Delivery {
-        Delivery {
-            message,
-            origin: Arc::clone(self),
-            received_at: Utc::now(),
-            acker: Some(acker),
-        }
-    }
 }
-
-/// The `outcome` label values, in the order of [`Origin`]'s counters.
-const OUTCOMES: [&str; 3] = ["ack", "nack", "dead_letter"];
 
 impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivery")
-            .field("topic", &self.origin.topic)
-            .field("backend", &self.origin.backend)
+            .field("topic", &self.topic)
+            .field("backend", &self.backend)
             .field("message", &self.message)
             .field("received_at", &self.received_at)
             .field("settled", &self.acker.is_none())
@@ -385,24 +361,38 @@ impl fmt::Debug for Delivery {
 impl Delivery {
     /// A delivery of `message` from `topic`, settled through `acker`.
     pub fn new(topic: Arc<str>, message: Message, acker: Box<dyn Acknowledger>) -> Self {
-        Arc::new(Origin {
+        Self::shared(topic, Arc::new(message), acker)
+    }
+
+    /// A delivery of a message the backend's acknowledger also holds (for a
+    /// nack's copy or a dead letter), without copying it.
+    pub(crate) fn shared(
+        topic: Arc<str>,
+        message: Arc<Message>,
+        acker: Box<dyn Acknowledger>,
+    ) -> Self {
+        Self {
+            message,
             topic,
             backend: "custom",
             counters: None,
-        })
-        .delivery(Arc::new(message), acker)
+            received_at: Utc::now(),
+            acker: Some(acker),
+        }
+    }
+
+    /// Count settlements on the consumer's registered counters.
+    #[must_use]
+    pub(crate) fn with_counters(mut self, counters: &Arc<ConsumedCounters>) -> Self {
+        self.counters = Some(Arc::clone(counters));
+        self
     }
 
     /// Name the backend in the [`QUEUE_CONSUMED`](flextime_core::telemetry::QUEUE_CONSUMED)
     /// metric's `backend` label (`custom` by default).
     #[must_use]
     pub fn with_backend(mut self, backend: &'static str) -> Self {
-        let origin = Arc::make_mut(&mut self.origin);
-        if origin.backend != backend {
-            origin.backend = backend;
-            // Registered under the old name.
-            origin.counters = None;
-        }
+        self.backend = backend;
         self
     }
 
@@ -413,7 +403,7 @@ impl Delivery {
 
     /// The topic it came from.
     pub fn topic(&self) -> &str {
-        &self.origin.topic
+        &self.topic
     }
 
     /// The attempt number (1 for the first delivery).
@@ -433,21 +423,25 @@ impl Delivery {
 
     async fn settle(mut self, settlement: Settlement) -> Result<()> {
         let outcome = match &settlement {
-            Settlement::Ack => 0,
-            Settlement::Nack { .. } => 1,
-            Settlement::DeadLetter { .. } => 2,
+            Settlement::Ack => "ack",
+            Settlement::Nack { .. } => "nack",
+            Settlement::DeadLetter { .. } => "dead_letter",
         };
         let Some(acker) = self.acker.take() else {
             return Err(Error::conflict("delivery already settled"));
         };
-        let origin = &self.origin;
-        match &origin.counters {
-            Some(counters) => counters[outcome].increment(1),
+        match &self.counters {
+            Some(c) => match &settlement {
+                Settlement::Ack => &c.ack,
+                Settlement::Nack { .. } => &c.nack,
+                Settlement::DeadLetter { .. } => &c.dead_letter,
+            }
+            .increment(1),
             None => metrics::counter!(
                 flextime_core::telemetry::QUEUE_CONSUMED,
-                "backend" => origin.backend,
-                "topic" => origin.topic.clone(),
-                "outcome" => OUTCOMES[outcome]
+                "backend" => self.backend,
+                "topic" => self.topic.clone(),
+                "outcome" => outcome
             )
             .increment(1),
         }

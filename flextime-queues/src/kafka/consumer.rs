@@ -18,8 +18,8 @@ use crate::settle::{
     AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, spawn_settler,
 };
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Origin, Result, Settlement, dead_letter_copy,
-    headers, max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, Settlement,
+    dead_letter_copy, headers, max_attempts_reason, memory_lock, unix_millis, unix_millis_due,
 };
 
 /// The most records held back for a later due time before reading pauses.
@@ -126,7 +126,8 @@ struct Ctx {
     /// Holds the offset tracker too (`commits.tracker`).
     commits: Commits,
     options: ConsumerOptions,
-    origin: Arc<Origin>,
+    topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
 }
 
 /// Settled offsets move the commit point; the committer task commits it.
@@ -211,7 +212,8 @@ impl KafkaConsumer {
             shared,
             consumer: consumer.clone(),
             commits: commits.clone(),
-            origin: Origin::new("kafka", &options.topic),
+            topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("kafka", &options.topic),
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
@@ -282,9 +284,13 @@ async fn fetch(
             }
             held.pop();
             if let Some(token) = held_tokens.remove(&id) {
-                let delivery = ctx
-                    .origin
-                    .delivery(token.message.clone(), fast_acker(token, paths.clone()));
+                let delivery = Delivery::shared(
+                    ctx.topic.clone(),
+                    token.message.clone(),
+                    fast_acker(token, paths.clone()),
+                )
+                .with_backend("kafka")
+                .with_counters(&ctx.counters);
                 if !hand_over(&tx, &mut stop, delivery).await {
                     return;
                 }
@@ -321,7 +327,7 @@ async fn fetch(
             record.payload(),
             record.timestamp().to_millis(),
             record.headers(),
-            ctx.origin.topic(),
+            &ctx.topic,
             partition,
             offset,
         );
@@ -350,9 +356,10 @@ async fn fetch(
             held_tokens.insert(seq, token);
             continue;
         }
-        let delivery = ctx
-            .origin
-            .delivery(message, fast_acker(token, paths.clone()));
+        let delivery =
+            Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
+                .with_backend("kafka")
+                .with_counters(&ctx.counters);
         if !hand_over(&tx, &mut stop, delivery).await {
             return;
         }

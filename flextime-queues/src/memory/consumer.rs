@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{MemoryBroker, MemoryProducer, Topic, lock};
 use crate::{
-    Acknowledger, Consumer, ConsumerOptions, Delivery, Error, Origin, Result, Settlement,
+    Acknowledger, ConsumedCounters, Consumer, ConsumerOptions, Delivery, Error, Result, Settlement,
     dead_letter_copy, max_attempts_reason,
 };
 
@@ -31,7 +31,7 @@ struct Shared {
     broker: MemoryBroker,
     topic: Arc<Topic>,
     options: ConsumerOptions,
-    origin: Arc<Origin>,
+    counters: Arc<ConsumedCounters>,
 }
 
 impl MemoryConsumer {
@@ -42,7 +42,7 @@ impl MemoryConsumer {
             shared: Arc::new(Shared {
                 broker,
                 topic,
-                origin: Origin::new("memory", &options.topic),
+                counters: ConsumedCounters::new("memory", &options.topic),
                 options,
             }),
             closed: false,
@@ -85,10 +85,15 @@ impl Consumer for MemoryConsumer {
                             .ok();
                         continue;
                     }
-                    return Ok(Some(shared.origin.delivery(
-                        Arc::new(message),
-                        Box::new(MemoryAcker::new(shared.clone(), token)),
-                    )));
+                    return Ok(Some(
+                        Delivery::new(
+                            shared.topic.name.clone(),
+                            message,
+                            Box::new(MemoryAcker::new(shared.clone(), token)),
+                        )
+                        .with_backend("memory")
+                        .with_counters(&shared.counters),
+                    ));
                 }
                 wake
             };

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, watch};
 use super::{Shared, delayed_subject, from_nats, nats_error, stream_name};
 use crate::settle::{Settler, TaskConsumer, hand_over, spawn_settler};
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Origin, Result, SettleRequest, Settlement,
-    channel_acker, dead_letter_copy, headers, max_attempts_reason, unix_millis,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest,
+    Settlement, channel_acker, dead_letter_copy, headers, max_attempts_reason, unix_millis,
 };
 
 /// A member of a consumer group (a durable pull consumer).
@@ -39,7 +39,8 @@ struct Ctx {
     /// Acks are requests on the client's shared reply subscription.
     client: async_nats::Client,
     options: ConsumerOptions,
-    origin: Arc<Origin>,
+    topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
 }
 
 async fn pull_consumer(
@@ -101,7 +102,8 @@ impl NatsConsumer {
         let ctx = Arc::new(Ctx {
             client: shared.js.client(),
             shared,
-            origin: Origin::new("nats", &options.topic),
+            topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("nats", &options.topic),
             options,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
@@ -244,9 +246,13 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery = ctx
-                .origin
-                .delivery(message, channel_acker(token, settle_tx.clone()));
+            let delivery = Delivery::shared(
+                ctx.topic.clone(),
+                message,
+                channel_acker(token, settle_tx.clone()),
+            )
+            .with_backend("nats")
+            .with_counters(&ctx.counters);
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }

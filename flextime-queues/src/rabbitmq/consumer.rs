@@ -17,8 +17,8 @@ use super::{
 };
 use crate::settle::{Settler, TaskConsumer, hand_over, spawn_settler};
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Origin, Result, SettleRequest, Settlement,
-    channel_acker, dead_letter_copy, max_attempts_reason,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, SettleRequest,
+    Settlement, channel_acker, dead_letter_copy, max_attempts_reason,
 };
 
 /// A consumer on a group's queue.
@@ -43,7 +43,8 @@ struct Token {
 struct Ctx {
     config: RabbitConfig,
     options: ConsumerOptions,
-    origin: Arc<Origin>,
+    topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
     queue: String,
     conn: std::sync::Mutex<Option<Connection>>,
 }
@@ -95,7 +96,8 @@ impl RabbitConsumer {
         let queue = format!("{}.{}", options.topic, options.group);
         let ctx = Arc::new(Ctx {
             config,
-            origin: Origin::new("rabbitmq", &options.topic),
+            topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("rabbitmq", &options.topic),
             queue,
             options,
             conn: std::sync::Mutex::new(None),
@@ -196,9 +198,13 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery = ctx
-                .origin
-                .delivery(message, channel_acker(token, settle_tx.clone()));
+            let delivery = Delivery::shared(
+                ctx.topic.clone(),
+                message,
+                channel_acker(token, settle_tx.clone()),
+            )
+            .with_backend("rabbitmq")
+            .with_counters(&ctx.counters);
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }

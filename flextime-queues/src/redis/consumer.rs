@@ -17,8 +17,8 @@ use crate::settle::{
     AckPath, SettlePaths, Settler, TaskConsumer, fast_acker, hand_over, join_tasks, spawn_settler,
 };
 use crate::{
-    Consumer, ConsumerOptions, Delivery, Message, Origin, Result, Settlement, dead_letter_copy,
-    duration_millis, max_attempts_reason,
+    ConsumedCounters, Consumer, ConsumerOptions, Delivery, Message, Result, Settlement,
+    dead_letter_copy, duration_millis, max_attempts_reason,
 };
 
 /// A member of a Redis consumer group.
@@ -75,7 +75,8 @@ struct Ctx {
     conn: ConnectionManager,
     acks: Acks,
     options: ConsumerOptions,
-    origin: Arc<Origin>,
+    topic: Arc<str>,
+    counters: Arc<ConsumedCounters>,
     delay_script: redis::Script,
 }
 
@@ -115,7 +116,8 @@ impl RedisConsumer {
         let ctx = Arc::new(Ctx {
             acks: Acks(acks.clone()),
             conn,
-            origin: Origin::new("redis", &options.topic),
+            topic: Arc::from(options.topic.as_str()),
+            counters: ConsumedCounters::new("redis", &options.topic),
             options,
             delay_script: redis::Script::new(DELAY_SCRIPT),
         });
@@ -364,9 +366,10 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery = ctx
-                .origin
-                .delivery(message, fast_acker(token, paths.clone()));
+            let delivery =
+                Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
+                    .with_backend("redis")
+                    .with_counters(&ctx.counters);
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }
