@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use flextime_core::telemetry::{DB_OPERATION_SECONDS, DB_OPERATIONS};
 use flextime_core::{Error, Result};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::{
     Expect, MAX_BATCH, MAX_COLLECTION_CHARS, MAX_ID_CHARS, MAX_KEY_CHARS, MAX_PAGE,
@@ -149,30 +151,215 @@ pub(crate) async fn observe<T>(
     result
 }
 
-/// The ops of one `write` call grouped by collection (sorted, so counters are
+/// An upsert's data as the caller handed it over: a `Value`, or JSON text
+/// it serialized itself ([`Adapter::upsert_batch_json`](crate::Adapter::upsert_batch_json)).
+#[derive(Debug, Clone)]
+pub(crate) enum Data {
+    Value(Value),
+    Json(Box<RawValue>),
+}
+
+impl Data {
+    /// The JSON text to store for record `collection/id`, size-checked. A
+    /// `Value` is serialized and dropped here (while it is still in cache);
+    /// JSON text is stored as it is when it reads back as the `Value` it
+    /// parses to ([`json_text`]).
+    pub(crate) fn into_text(self, collection: &str, id: &str) -> Result<String> {
+        let text = match self {
+            Self::Value(value) => serde_json::to_string(&value)?,
+            Self::Json(raw) => json_text(collection, id, raw)?,
+        };
+        check_value(text.len())?;
+        Ok(text)
+    }
+}
+
+/// One write to a record of a collection (the collection is its group's).
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub id: String,
+    pub expect: Expect,
+    /// `None` for a delete.
+    pub data: Option<Data>,
+}
+
+/// The ops of one write call grouped by collection (sorted, so counters are
 /// always taken in the same order and writers cannot deadlock), each op with
 /// its position in the call.
-pub(crate) type Grouped = BTreeMap<String, Vec<(usize, WriteOp)>>;
+#[derive(Debug, Clone)]
+pub(crate) struct Batch {
+    /// How many ops the call has.
+    pub len: usize,
+    pub groups: BTreeMap<String, Vec<(usize, Op)>>,
+}
 
-/// Validate and group the ops of a `write` call.
-pub(crate) fn group(ops: Vec<WriteOp>) -> Result<(usize, Grouped)> {
-    if ops.len() > MAX_BATCH {
+fn check_batch_len(len: usize) -> Result<()> {
+    if len > MAX_BATCH {
         return Err(Error::invalid_input(format!(
-            "{} writes in one call, more than {MAX_BATCH}",
-            ops.len()
+            "{len} writes in one call, more than {MAX_BATCH}"
         )));
     }
-    let n = ops.len();
-    let mut grouped: Grouped = BTreeMap::new();
-    for (i, op) in ops.into_iter().enumerate() {
+    Ok(())
+}
+
+/// Validate the ops of a `write` call (names, the batch bound).
+pub(crate) fn check_ops(ops: &[WriteOp]) -> Result<()> {
+    check_batch_len(ops.len())?;
+    ops.iter().try_for_each(|op| {
         check_collection(op.collection())?;
-        check_id(op.id())?;
-        grouped
-            .entry(op.collection().to_owned())
-            .or_default()
-            .push((i, op));
+        check_id(op.id())
+    })
+}
+
+/// Validate and group the ops of a `write` call.
+pub(crate) fn group(ops: Vec<WriteOp>) -> Result<Batch> {
+    check_ops(&ops)?;
+    let len = ops.len();
+    let mut groups: BTreeMap<String, Vec<(usize, Op)>> = BTreeMap::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        let (collection, id, expect, data) = match op {
+            WriteOp::Upsert {
+                collection,
+                id,
+                data,
+                expect,
+            } => (collection, id, expect, Some(Data::Value(data))),
+            WriteOp::Delete {
+                collection,
+                id,
+                expect,
+            } => (collection, id, expect, None),
+        };
+        let op = Op { id, expect, data };
+        match groups.get_mut(&collection) {
+            Some(ops) => ops.push((i, op)),
+            None => {
+                groups.insert(collection, vec![(i, op)]);
+            }
+        }
     }
-    Ok((n, grouped))
+    Ok(Batch { len, groups })
+}
+
+/// Validate the items of an `upsert_batch_json` call as one batch of
+/// unconditional upserts to `collection`.
+pub(crate) fn group_json(collection: &str, items: Vec<(String, Box<RawValue>)>) -> Result<Batch> {
+    check_collection(collection)?;
+    check_batch_len(items.len())?;
+    let len = items.len();
+    let ops = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, raw))| {
+            check_id(&id)?;
+            Ok((
+                i,
+                Op {
+                    id,
+                    expect: Expect::Any,
+                    data: Some(Data::Json(raw)),
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut groups = BTreeMap::new();
+    if !ops.is_empty() {
+        groups.insert(collection.to_owned(), ops);
+    }
+    Ok(Batch { len, groups })
+}
+
+/// `raw` parsed into a `Value` (what `upsert_batch_json`'s default hands
+/// to `upsert_batch`), or an `InvalidInput` error naming the record: JSON
+/// text can hold what a `Value` cannot (a number out of `f64` range, an
+/// escaped lone surrogate).
+pub(crate) fn parse_json(collection: &str, id: &str, raw: &RawValue) -> Result<Value> {
+    serde_json::from_str(raw.get()).map_err(|e| {
+        Error::invalid_input(format!("record {collection}/{id}: JSON: {e}")).with_source(e)
+    })
+}
+
+/// The text to store for `raw` so that every backend reads back the value
+/// `upsert_batch` would have stored for it (the text of its parsed
+/// `Value`). Most text is stored as it is: whitespace, key order, escapes
+/// and duplicate keys read back the same. What might not is rewritten as
+/// its parsed `Value` (and so refused, with [`parse_json`]'s error, when it
+/// does not parse into one): numbers JSONB spells otherwise than serde_json
+/// (`1e2` comes back from PostgreSQL as the integer `100`, `100.0` from
+/// serde_json's `100.0` as a float), numbers `f64` cannot hold or serde_json
+/// may round differently, and escaped surrogates (a lone one is no string).
+fn json_text(collection: &str, id: &str, raw: Box<RawValue>) -> Result<String> {
+    if reads_back_as_parsed(raw.get()) {
+        return Ok(String::from(Box::<str>::from(raw)));
+    }
+    let value = parse_json(collection, id, &raw)?;
+    drop(raw);
+    Ok(serde_json::to_string(&value)?)
+}
+
+/// Whether valid JSON `text` reads back, stored as it is (as text, or as
+/// JSONB), as the `Value` it parses to. Conservative: `false` says only
+/// "look closer". Numbers outside strings must be integers of at most 18
+/// digits (19 when positive) other than `-0`, or decimals of at most 15
+/// digits without an exponent: those serde_json parses exactly, JSONB
+/// keeps as integers or decimals, and serde_json writes back alike. In
+/// strings, no `\uD...` escape (a surrogate, maybe a lone one).
+fn reads_back_as_parsed(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        Some(b'"') | None => break,
+                        Some(b'\\') => {
+                            if bytes.get(i + 1) == Some(&b'u')
+                                && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
+                            {
+                                return false;
+                            }
+                            i += 2;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while bytes
+                    .get(i)
+                    .is_some_and(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                {
+                    i += 1;
+                }
+                if !plain_number(&bytes[start..i]) {
+                    return false;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+/// See [`reads_back_as_parsed`].
+fn plain_number(token: &[u8]) -> bool {
+    let (negative, unsigned) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, token),
+    };
+    if unsigned.iter().any(|c| matches!(c, b'e' | b'E')) {
+        return false;
+    }
+    let digits = unsigned.iter().filter(|c| c.is_ascii_digit()).count();
+    if unsigned.contains(&b'.') {
+        digits <= 15
+    } else {
+        !(negative && unsigned == b"0") && digits <= if negative { 18 } else { 19 }
+    }
 }
 
 /// One planned change of a record (one op of a write): a change-log entry,
@@ -208,25 +395,13 @@ pub(crate) fn latest(changes: &[RowWrite]) -> Vec<&RowWrite> {
     out
 }
 
-/// An op's JSON text (`None` for a delete), size-checked.
-pub(crate) fn op_data(op: &WriteOp) -> Result<Option<String>> {
-    match op {
-        WriteOp::Upsert { data, .. } => {
-            let text = serde_json::to_string(data)?;
-            check_value(text.len())?;
-            Ok(Some(text))
-        }
-        WriteOp::Delete { .. } => Ok(None),
-    }
-}
-
 /// Plan the writes to one collection: check every precondition against
 /// `existing` (id -> (version, deleted)) and the earlier ops of the call,
 /// number the changes `base_seq + 1 ..`, and return one change per op plus
 /// one [`Written`] per op (tagged with its position in the call).
 pub(crate) fn plan(
     collection: &str,
-    ops: Vec<(usize, WriteOp)>,
+    ops: Vec<(usize, Op)>,
     existing: &HashMap<String, (u64, bool)>,
     base_seq: u64,
     now: DateTime<Utc>,
@@ -236,20 +411,17 @@ pub(crate) fn plan(
     let mut state: HashMap<String, (u64, bool)> = HashMap::with_capacity(ops.len());
     let mut out = Vec::with_capacity(ops.len());
     for (n, (pos, op)) in ops.into_iter().enumerate() {
-        let current = match state.get(op.id()) {
+        let Op { id, expect, data } = op;
+        let current = match state.get(&id) {
             Some(&s) => Some(s),
-            None => existing.get(op.id()).copied(),
+            None => existing.get(&id).copied(),
         };
-        let expect = op.precondition();
         if !expect.admits(current) {
-            return Err(conflict(collection, op.id(), expect, current));
+            return Err(conflict(collection, &id, expect, current));
         }
         let version = current.map_or(1, |(v, _)| v + 1);
         let seq = base_seq + n as u64 + 1;
-        let data = op_data(&op)?;
-        let id = match op {
-            WriteOp::Upsert { id, .. } | WriteOp::Delete { id, .. } => id,
-        };
+        let data = data.map(|d| d.into_text(collection, &id)).transpose()?;
         let deleted = data.is_none();
         state.insert(id.clone(), (version, deleted));
         out.push((
@@ -338,21 +510,21 @@ mod tests {
         assert!(check_collection("'; DROP TABLE ft_records; --").is_ok());
     }
 
+    /// The ops of `ops` (all of collection `c`), as `plan` takes them.
+    fn ops_of_c(ops: Vec<WriteOp>) -> Vec<(usize, Op)> {
+        let mut batch = group(ops).unwrap();
+        batch.groups.remove("c").unwrap()
+    }
+
     #[test]
     fn plan_follows_earlier_ops_of_the_call() {
         let existing = HashMap::from([("a".to_owned(), (3, false))]);
-        let ops = vec![
-            (
-                0,
-                WriteOp::upsert("c", "a", json!(1)).expect(Expect::Version(3)),
-            ),
-            (1, WriteOp::delete("c", "a").expect(Expect::Version(4))),
-            (
-                2,
-                WriteOp::upsert("c", "a", json!(2)).expect(Expect::Absent),
-            ),
-            (3, WriteOp::upsert("c", "b", json!(3))),
-        ];
+        let ops = ops_of_c(vec![
+            WriteOp::upsert("c", "a", json!(1)).expect(Expect::Version(3)),
+            WriteOp::delete("c", "a").expect(Expect::Version(4)),
+            WriteOp::upsert("c", "a", json!(2)).expect(Expect::Absent),
+            WriteOp::upsert("c", "b", json!(3)),
+        ]);
         let (changes, out) = plan("c", ops, &existing, 10, Utc::now()).unwrap();
         assert_eq!(changes.len(), 4, "one change per op");
         assert_eq!(
@@ -371,13 +543,54 @@ mod tests {
             out.iter().map(|(_, w)| w.version).collect::<Vec<_>>(),
             [4, 5, 6, 1]
         );
-        let bad = vec![(
-            0,
+        let bad = ops_of_c(vec![
             WriteOp::upsert("c", "a", json!(1)).expect(Expect::Absent),
-        )];
+        ]);
         let err = plan("c", bad, &existing, 0, Utc::now()).unwrap_err();
         assert_eq!(err.kind(), flextime_core::ErrorKind::Conflict);
         assert!(err.to_string().contains("found version 3"), "{err}");
+    }
+
+    #[test]
+    fn json_text_is_kept_where_it_reads_back_alike() {
+        let raw = |t: &str| RawValue::from_string(t.to_owned()).unwrap();
+        let text = |t: &str| json_text("c", "id", raw(t));
+        for kept in [
+            r#"{ "a" : [1, -2, 3.25, -0.5, 1234567.125, 18446744073, true, null] }"#,
+            r#"{"t":"2026-01-05T08:00:00+01:00","s":"x-0e1 \" \u00e9 \/","a":1,"a":2}"#,
+            "9999999999999999999",
+            "-999999999999999999",
+            "-0.0",
+            "[]",
+        ] {
+            assert!(reads_back_as_parsed(kept), "{kept}");
+            assert_eq!(text(kept).unwrap(), kept);
+        }
+        // rewritten as `upsert_batch` would store them
+        for given in [
+            "1e2",
+            "[1E2, 2]",
+            "-0",
+            "12345678901234567.0",
+            "0.1234567890123456",
+            "18446744073709551616",
+            "-9223372036854775808",
+            r#""\ud83d\ude00""#,
+        ] {
+            assert!(!reads_back_as_parsed(given), "{given}");
+            let parsed: Value = serde_json::from_str(given).unwrap();
+            assert_eq!(
+                text(given).unwrap(),
+                serde_json::to_string(&parsed).unwrap()
+            );
+        }
+        assert_eq!(text("[1E2, -0]").unwrap(), "[100.0,-0.0]");
+        assert_eq!(text(r#""\ud83d\ude00""#).unwrap(), r#""😀""#);
+        for bad in ["1e400", "[-1e400]", r#""\udc00""#, r#"{"a":"\ud800"}"#] {
+            let err = text(bad).unwrap_err();
+            assert_eq!(err.kind(), flextime_core::ErrorKind::InvalidInput, "{bad}");
+            assert!(err.to_string().contains("c/id"), "{err}");
+        }
     }
 
     #[test]

@@ -24,6 +24,11 @@
 //!   error), [`Adapter::upsert_batch`] (one transaction or one atomic
 //!   script), [`Adapter::delete`] (a tombstone), and [`Adapter::write`]
 //!   for an atomic mix of writes across collections.
+//! - Batches of JSON text or serde types: [`Adapter::upsert_batch_json`]
+//!   takes each record as text already serialized ([`RawValue`](serde_json::value::RawValue)),
+//!   and [`AdapterExt::upsert_batch_as`] serializes borrowed typed items
+//!   straight into it, so no `Value` is built per record (the built-in
+//!   backends store the text as given).
 //! - [`Adapter::changes`]: every change after a cursor, in `seq` order: each
 //!   upsert and each delete (a tombstone) is its own entry, with the
 //!   record's version and data as of that change. The entries live in a
@@ -65,6 +70,7 @@ use chrono::{DateTime, Utc};
 use flextime_core::{Change, ChangeKey, Error, Result, SharedClock, SystemClock, Version};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[cfg_attr(
     not(any(
@@ -512,6 +518,42 @@ pub trait Adapter: Send + Sync + fmt::Debug {
         self.write(ops).await
     }
 
+    /// [`Adapter::upsert_batch`] with each record's data as JSON text the
+    /// caller has already serialized (`serde_json::to_raw_value`, or
+    /// [`RawValue::from_string`] for text read from elsewhere), so that no
+    /// [`Value`] is built and freed per record: the SQL backends, Redis and
+    /// MongoDB store the text as it is. Same semantics as `upsert_batch`
+    /// for the same records parsed into `Value`s: one atomic write without
+    /// preconditions, the same versions, seqs and [`Written`] results, the
+    /// same change-feed entries (an id given twice is written twice, in
+    /// order), and [`Adapter::get`] and [`Adapter::changes`] return the
+    /// data `upsert_batch` would have stored (text a database would read
+    /// back otherwise, such as `1e2` in JSONB, is stored as its parsed
+    /// `Value` is). Text that parses into no `Value` (a
+    /// number out of `f64` range, an escaped lone surrogate: `RawValue`
+    /// lets both through) is an `InvalidInput` error and nothing is
+    /// written. [`MAX_RECORD_BYTES`] applies to the text as given,
+    /// whitespace included. [`AdapterExt::upsert_batch_as`] serializes
+    /// typed items into this.
+    ///
+    /// The default parses each text into a `Value` and calls
+    /// [`Adapter::upsert_batch`], so a backend that does not override it
+    /// behaves the same, without the saving.
+    async fn upsert_batch_json(
+        &self,
+        collection: &str,
+        items: Vec<(String, Box<RawValue>)>,
+    ) -> Result<Vec<Written>> {
+        let items = items
+            .into_iter()
+            .map(|(id, raw)| {
+                let data = common::parse_json(collection, &id, &raw)?;
+                Ok((id, data))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_batch(collection, items).await
+    }
+
     /// Replace a record by a tombstone (also when it never existed, so a late
     /// upsert with `Expect::Absent` of a deleted id can be told apart).
     async fn delete(&self, collection: &str, id: &str, expect: Expect) -> Result<Written> {
@@ -554,6 +596,82 @@ pub trait AdapterExt: Adapter {
         let data = serde_json::to_value(value)?;
         self.upsert(collection, id, data, expect).await
     }
+
+    /// Upsert a batch of serializable items of one collection atomically,
+    /// each serialized straight to JSON text and written with
+    /// [`Adapter::upsert_batch_json`]: no `Value` per item, and the items
+    /// stay the caller's (borrowed). `items` yields `(id, &item)` pairs,
+    /// the id anything `Into<String>` (`&str`, `&String`, `String`).
+    /// A value that does not serialize (a map with non-string keys, a
+    /// failing `Serialize` impl) is an `InvalidInput` error naming its
+    /// record, and nothing is written; so is a batch of more than
+    /// [`MAX_BATCH`] items (found before the rest is serialized).
+    ///
+    /// The data stored is what `serde_json::to_string` writes for the item
+    /// (as read back): an `f32` keeps its shortest form (`1.1`), where
+    /// [`AdapterExt::upsert_as`] goes through a `Value` (`1.100000023841858`).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use flextime_db::{connect, AdapterExt, DbOptions};
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Event {
+    ///     id: String,
+    ///     title: String,
+    /// }
+    ///
+    /// let db = connect("sqlite::memory:", DbOptions::default()).await.unwrap();
+    /// let events = vec![
+    ///     Event { id: "evt-1".into(), title: "Standup".into() },
+    ///     Event { id: "evt-2".into(), title: "Review".into() },
+    /// ];
+    /// let written = db
+    ///     .upsert_batch_as("events", events.iter().map(|e| (e.id.as_str(), e)))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(written.len(), 2);
+    /// // pairs held as (id, item), borrowed too
+    /// let pairs = vec![("evt-3".to_owned(), serde_json::json!({"title": "1:1"}))];
+    /// db.upsert_batch_as("events", pairs.iter().map(|(id, v)| (id, v)))
+    ///     .await
+    ///     .unwrap();
+    /// # });
+    /// ```
+    async fn upsert_batch_as<'a, T, K, I>(&self, collection: &str, items: I) -> Result<Vec<Written>>
+    where
+        T: Serialize + Sync + 'a,
+        K: Into<String>,
+        I: IntoIterator<Item = (K, &'a T)> + Send,
+    {
+        let items = serialize_batch(collection, items)?;
+        self.upsert_batch_json(collection, items).await
+    }
+}
+
+/// The items of [`AdapterExt::upsert_batch_as`] as JSON text.
+fn serialize_batch<'a, T, K, I>(collection: &str, items: I) -> Result<Vec<(String, Box<RawValue>)>>
+where
+    T: Serialize + 'a,
+    K: Into<String>,
+    I: IntoIterator<Item = (K, &'a T)>,
+{
+    let items = items.into_iter();
+    let mut out = Vec::with_capacity(items.size_hint().0.min(MAX_BATCH));
+    for (id, item) in items {
+        if out.len() == MAX_BATCH {
+            return Err(Error::invalid_input(format!(
+                "more than {MAX_BATCH} writes in one call"
+            )));
+        }
+        let id = id.into();
+        let raw = serde_json::value::to_raw_value(item).map_err(|e| {
+            Error::invalid_input(format!("record {collection}/{id}: JSON: {e}")).with_source(e)
+        })?;
+        out.push((id, raw));
+    }
+    Ok(out)
 }
 
 impl<A: Adapter + ?Sized> AdapterExt for A {}

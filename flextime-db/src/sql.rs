@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use flextime_core::{Error, ErrorKind, Result};
 use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
 
-use crate::common::{RowWrite, check_collection, check_id, group, in_order, micros, op_data, plan};
+use crate::common::{
+    Batch, Op, RowWrite, check_collection, check_id, group, in_order, micros, plan,
+};
 use crate::{Expect, Record, Transaction, WriteOp, Written};
 use flextime_core::SharedClock;
 
@@ -195,31 +197,28 @@ pub(crate) struct FastRow {
 /// failed precondition returns `Conflict` and the caller rolls back.
 pub(crate) async fn apply_ops<S: RowStore + ?Sized>(
     store: &mut S,
-    ops: Vec<WriteOp>,
+    batch: Batch,
     now: DateTime<Utc>,
 ) -> Result<Vec<Written>> {
-    let (n, grouped) = group(ops)?;
+    let Batch { len, groups } = batch;
     let now_us = micros(now);
-    let mut parts = Vec::with_capacity(n);
-    for (collection, ops) in grouped {
+    let mut parts = Vec::with_capacity(len);
+    for (collection, ops) in groups {
         let count = ops.len() as u64;
-        let mut ids: Vec<&str> = ops.iter().map(|(_, op)| op.id()).collect();
+        let mut ids: Vec<&str> = ops.iter().map(|(_, op)| op.id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
         let fast = store.has_fast_write()
             && ids.len() == ops.len()
-            && ops.iter().all(|(_, op)| op.precondition() == Expect::Any);
+            && ops.iter().all(|(_, op)| op.expect == Expect::Any);
         if fast {
             // Each op's JSON text and id, dropping its data as soon as it
             // is serialized (while it is still in cache, and not held
-            // across the round trip).
+            // across the round trip); text the caller serialized is moved.
             let mut items = Vec::with_capacity(ops.len());
             let mut positions = Vec::with_capacity(ops.len());
-            for (pos, op) in ops {
-                let data = op_data(&op)?;
-                let id = match op {
-                    WriteOp::Upsert { id, .. } | WriteOp::Delete { id, .. } => id,
-                };
+            for (pos, Op { id, data, .. }) in ops {
+                let data = data.map(|d| d.into_text(&collection, &id)).transpose()?;
                 items.push(FastRow { id, data });
                 positions.push(pos);
             }
@@ -257,7 +256,7 @@ pub(crate) async fn apply_ops<S: RowStore + ?Sized>(
         store.store(&collection, &changes).await?;
         parts.extend(out);
     }
-    in_order(n, parts)
+    in_order(len, parts)
 }
 
 /// An open transaction of any SQL backend.
@@ -283,7 +282,7 @@ where
         let mut sp = sqlx::Connection::begin(&mut *self.tx)
             .await
             .map_err(map_err)?;
-        let written = apply_ops(&mut *sp, ops, now).await?;
+        let written = apply_ops(&mut *sp, group(ops)?, now).await?;
         sp.commit().await.map_err(map_err)?;
         Ok(written)
     }
@@ -299,11 +298,11 @@ where
 
 /// [`apply_ops`] in a transaction of its own. With `retry`, a transaction
 /// the server rolled back whole as a deadlock victim or serialization
-/// failure is run again (up to three times; that costs a copy of `ops`).
+/// failure is run again (up to three times; that costs a copy of `batch`).
 pub(crate) async fn write_in_tx<DB>(
     pool: &sqlx::Pool<DB>,
     clock: &SharedClock,
-    ops: Vec<WriteOp>,
+    batch: Batch,
     retry: bool,
 ) -> Result<Vec<Written>>
 where
@@ -311,15 +310,16 @@ where
     DB::Connection: RowStore,
 {
     let mut attempt = 0;
-    let mut ops = Some(ops);
+    let mut batch = Some(batch);
     loop {
         let now = clock.now();
         let mut tx = pool.begin().await.map_err(map_err)?;
         let this = if retry && attempt < 3 {
-            ops.clone().unwrap_or_default()
+            batch.clone()
         } else {
-            ops.take().unwrap_or_default()
-        };
+            batch.take()
+        }
+        .ok_or_else(|| Error::internal("a write was run again after its last attempt"))?;
         match apply_ops(&mut *tx, this, now).await {
             Ok(written) => {
                 tx.commit().await.map_err(map_err)?;
@@ -379,11 +379,12 @@ pub(crate) fn is_deadlock(err: &Error) -> bool {
 
 /// `impl Adapter for $adapter { ... }` for a SQL backend: writes the
 /// methods that read the same on every SQL backend (`backend`,
-/// `supports_transactions`, `migrate`, `ping`, `get`, `get_many`) next to
-/// the backend's own. Used in each backend module, where `BACKEND`,
-/// `MIGRATIONS`, `map_err`, `observe`, `run_migrations` and the `check_*`
-/// helpers are in scope and the adapter has `pool`, `allow_destructive` and
-/// `fetch_records`.
+/// `supports_transactions`, `migrate`, `ping`, `get`, `get_many`, `write`,
+/// `upsert_batch_json`) next to the backend's own. Used in each backend
+/// module, where `BACKEND`, `MIGRATIONS`, `RETRY_DEADLOCKS` (whether
+/// [`write_in_tx`] runs a deadlock victim again), `map_err`, `observe`,
+/// `run_migrations` and the `check_*` helpers are in scope and the adapter
+/// has `pool`, `clock`, `allow_destructive` and `fetch_records`.
 macro_rules! sql_adapter_impl {
     ($adapter:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
@@ -429,6 +430,28 @@ macro_rules! sql_adapter_impl {
             observe(BACKEND, "get_many", async {
                 check_ids(collection, ids)?;
                 self.fetch_records(collection, ids).await
+            })
+            .await
+        }
+
+        async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+            observe(BACKEND, "write", async {
+                let batch = $crate::common::group(ops)?;
+                $crate::sql::write_in_tx(&self.pool, &self.clock, batch, RETRY_DEADLOCKS).await
+            })
+            .await
+        }
+
+        /// Straight to the write algorithm with the caller's JSON text (the
+        /// fast path when the ids are distinct): no `Value` is built.
+        async fn upsert_batch_json(
+            &self,
+            collection: &str,
+            items: Vec<(String, Box<serde_json::value::RawValue>)>,
+        ) -> Result<Vec<Written>> {
+            observe(BACKEND, "write", async {
+                let batch = $crate::common::group_json(collection, items)?;
+                $crate::sql::write_in_tx(&self.pool, &self.clock, batch, RETRY_DEADLOCKS).await
             })
             .await
         }

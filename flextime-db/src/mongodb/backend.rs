@@ -10,11 +10,13 @@ use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, ClientSession, Collection, IndexModel};
+use serde_json::value::RawValue;
 
 use super::config::MongoConfig;
 use crate::common::{
-    RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros, group,
-    in_order, latest, micros, observe, page_limit, plan, to_i64, to_u64, ttl_deadline,
+    Batch, RowWrite, check_collection, check_id, check_ids, check_key, check_value, from_micros,
+    group, group_json, in_order, latest, micros, observe, page_limit, plan, to_i64, to_u64,
+    ttl_deadline,
 };
 use crate::stores::part;
 use crate::{Adapter, DbOptions, KvEntry, Record, WriteOp, Written};
@@ -167,13 +169,13 @@ impl MongoAdapter {
     async fn apply(
         &self,
         session: &mut ClientSession,
-        ops: Vec<WriteOp>,
+        batch: Batch,
         now: DateTime<Utc>,
     ) -> Result<Vec<Written>> {
-        let (n, grouped) = group(ops)?;
+        let Batch { len, groups } = batch;
         let mut planned: Vec<(String, Vec<RowWrite>)> = Vec::new();
-        let mut parts = Vec::with_capacity(n);
-        for (collection, ops) in grouped {
+        let mut parts = Vec::with_capacity(len);
+        for (collection, ops) in groups {
             let count = ops.len() as u64;
             let counter = self
                 .counters
@@ -190,7 +192,7 @@ impl MongoAdapter {
             let base = to_u64(int(&counter, "seq")).saturating_sub(count);
             let keys: Vec<String> = ops
                 .iter()
-                .map(|(_, op)| record_key(&collection, op.id()))
+                .map(|(_, op)| record_key(&collection, &op.id))
                 .collect();
             let mut cursor = self
                 .records
@@ -243,14 +245,34 @@ impl MongoAdapter {
                 .await
                 .map_err(map_err)?;
         }
-        in_order(n, parts)
+        in_order(len, parts)
     }
 
-    async fn write_once(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+    /// Apply `batch` in a transaction, run again (up to 100 times) while
+    /// it fails on a write conflict: another writer of the collection
+    /// committed first.
+    async fn write_batch(&self, batch: Batch) -> Result<Vec<Written>> {
+        let mut attempt = 0;
+        loop {
+            match self.write_once(batch.clone()).await {
+                Err(e)
+                    if e.kind() == flextime_core::ErrorKind::Unavailable
+                        && e.message().contains("transient")
+                        && attempt < 100 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(1 + (attempt % 10))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_once(&self, batch: Batch) -> Result<Vec<Written>> {
         let now = self.clock.now();
         let mut session = self.client.start_session().await.map_err(map_err)?;
         session.start_transaction().await.map_err(map_err)?;
-        let written = match self.apply(&mut session, ops, now).await {
+        let written = match self.apply(&mut session, batch, now).await {
             Ok(w) => w,
             Err(e) => {
                 let _ = session.abort_transaction().await;
@@ -362,22 +384,19 @@ impl Adapter for MongoAdapter {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
         observe(BACKEND, "write", async {
-            let mut attempt = 0;
-            loop {
-                match self.write_once(ops.clone()).await {
-                    // A write conflict on the counter document: another writer
-                    // of the collection committed first. Run it again.
-                    Err(e)
-                        if e.kind() == flextime_core::ErrorKind::Unavailable
-                            && e.message().contains("transient")
-                            && attempt < 100 =>
-                    {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(1 + (attempt % 10))).await;
-                    }
-                    other => return other,
-                }
-            }
+            self.write_batch(group(ops)?).await
+        })
+        .await
+    }
+
+    /// The caller's JSON text goes into the documents as it is: no `Value`.
+    async fn upsert_batch_json(
+        &self,
+        collection: &str,
+        items: Vec<(String, Box<RawValue>)>,
+    ) -> Result<Vec<Written>> {
+        observe(BACKEND, "write", async {
+            self.write_batch(group_json(collection, items)?).await
         })
         .await
     }

@@ -15,11 +15,15 @@ use crate::common::{
 };
 use crate::sql::{
     MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err, order_by_ids,
-    run_migrations, to_record, write_in_tx,
+    run_migrations, to_record,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
 const BACKEND: &str = "mysql";
+
+/// InnoDB may pick a write as a deadlock victim (its locking reads can meet
+/// a user transaction's locks): it was rolled back whole, so it is run again.
+const RETRY_DEADLOCKS: bool = true;
 
 const MIGRATIONS: &[MigrationSpec] = &[
     MigrationSpec {
@@ -248,18 +252,6 @@ impl RowStore for MySqlConnection {
 }
 
 crate::sql::sql_adapter_impl!(MysqlAdapter {
-
-    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        // InnoDB may pick a write as a deadlock victim (its locking reads
-        // can meet a user transaction's locks): it was rolled back whole,
-        // so it is run again.
-        observe(
-            BACKEND,
-            "write",
-            write_in_tx(&self.pool, &self.clock, ops, true),
-        )
-        .await
-    }
 
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
         observe(BACKEND, "changes", async {

@@ -14,11 +14,15 @@ use crate::common::{
 };
 use crate::sql::{
     FastRow, MigrationSpec, RecordRow, RowStore, SqlTx, map_err, order_by_ids, run_migrations,
-    to_record, write_in_tx,
+    to_record,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
 const BACKEND: &str = "postgres";
+
+/// Writes are not run again on a deadlock: each takes its collections' counters
+/// first, in name order, and waits there.
+const RETRY_DEADLOCKS: bool = false;
 
 /// The channel every write notifies, with the collection name as payload.
 pub const CHANNEL: &str = "flextime_changes";
@@ -360,15 +364,6 @@ impl RowStore for PgConnection {
 }
 
 crate::sql::sql_adapter_impl!(PostgresAdapter {
-
-    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        observe(
-            BACKEND,
-            "write",
-            write_in_tx(&self.pool, &self.clock, ops, false),
-        )
-        .await
-    }
 
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
         observe(BACKEND, "changes", async {

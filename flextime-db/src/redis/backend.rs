@@ -6,12 +6,13 @@ use std::time::Duration;
 use flextime_core::{Error, HealthCheck, HealthReport, Result, SharedClock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
+use serde_json::value::RawValue;
 
 use super::config::RedisConfig;
 use super::scripts;
 use crate::common::{
-    check_collection, check_id, check_ids, check_key, check_value, from_micros, group, micros,
-    observe, page_limit, to_u64,
+    Batch, Op, check_collection, check_id, check_ids, check_key, check_value, from_micros, group,
+    group_json, micros, observe, page_limit, to_u64,
 };
 use crate::stores::part;
 use crate::{Adapter, DbOptions, Expect, KvEntry, Record, WriteOp, Written};
@@ -48,6 +49,45 @@ type Fields = (
     Option<i64>,
     Option<i64>,
 );
+
+/// The keys of one collection.
+struct CollectionKeys {
+    /// Each record's key is this and its id.
+    record_prefix: String,
+    feed: String,
+    log: String,
+    counter: String,
+}
+
+/// One op as [`scripts::WRITE`] takes it.
+#[derive(serde::Serialize)]
+struct ScriptOp<'a> {
+    rk: String,
+    fk: &'a str,
+    lk: &'a str,
+    ck: &'a str,
+    id: String,
+    #[serde(serialize_with = "precondition")]
+    e: Expect,
+    /// The JSON text; `None` for a delete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    d: Option<String>,
+    #[serde(skip)]
+    collection: &'a str,
+}
+
+/// `"any"`, `"absent"` or the expected version.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with signature
+fn precondition<S: serde::Serializer>(
+    expect: &Expect,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match expect {
+        Expect::Any => s.serialize_str("any"),
+        Expect::Absent => s.serialize_str("absent"),
+        Expect::Version(v) => s.serialize_u64(*v),
+    }
+}
 
 /// A record store in Redis. Cheap to clone (the connection is shared).
 #[derive(Clone)]
@@ -157,6 +197,94 @@ impl RedisAdapter {
         })
     }
 
+    fn keys(&self, collection: &str) -> CollectionKeys {
+        CollectionKeys {
+            record_prefix: self.record_prefix(collection),
+            feed: self.feed_key(collection),
+            log: self.log_key(collection),
+            counter: self.counter_key(collection),
+        }
+    }
+
+    /// Apply `batch` with one run of the write script, its ops in call order.
+    async fn write_batch(&self, batch: Batch) -> Result<Vec<Written>> {
+        let Batch { len, groups } = batch;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let (names, groups): (Vec<String>, Vec<Vec<(usize, Op)>>) = groups.into_iter().unzip();
+        let keys: Vec<CollectionKeys> = names.iter().map(|c| self.keys(c)).collect();
+        let mut slots: Vec<Option<ScriptOp<'_>>> =
+            std::iter::repeat_with(|| None).take(len).collect();
+        for ((collection, ops), keys) in names.iter().zip(groups).zip(&keys) {
+            for (pos, Op { id, expect, data }) in ops {
+                let d = data.map(|d| d.into_text(collection, &id)).transpose()?;
+                let op = ScriptOp {
+                    rk: format!("{}{id}", keys.record_prefix),
+                    fk: &keys.feed,
+                    lk: &keys.log,
+                    ck: &keys.counter,
+                    id,
+                    e: expect,
+                    d,
+                    collection,
+                };
+                if let Some(slot) = slots.get_mut(pos) {
+                    *slot = Some(op);
+                }
+            }
+        }
+        let ops: Vec<ScriptOp<'_>> = slots
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::internal("a write has no op"))?;
+        let now = self.clock.now();
+        let payload = serde_json::to_string(&ops)?;
+        let result: std::result::Result<Vec<(i64, i64)>, RedisError> = self
+            .write
+            .arg(micros(now))
+            .arg(payload)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) if e.code() == Some("CONFLICT") => {
+                let detail = e.detail().unwrap_or_default();
+                let (index, found) = detail.split_once(' ').unwrap_or((detail, ""));
+                let op = index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| ops.get(i.saturating_sub(1)));
+                return Err(match op {
+                    Some(op) => Error::conflict(format!(
+                        "{}/{}: expected {}, found {found}",
+                        op.collection,
+                        op.id,
+                        match op.e {
+                            Expect::Any => "any version".to_owned(),
+                            Expect::Absent => "no record".to_owned(),
+                            Expect::Version(v) => format!("version {v}"),
+                        }
+                    )),
+                    None => Error::conflict(format!("precondition failed: {detail}")),
+                });
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        Ok(ops
+            .into_iter()
+            .zip(rows)
+            .map(|(op, (version, seq))| Written {
+                collection: op.collection.to_owned(),
+                deleted: op.d.is_none(),
+                id: op.id,
+                version: to_u64(version),
+                seq: to_u64(seq),
+                updated_at: now,
+            })
+            .collect())
+    }
+
     async fn read(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
         let prefix = self.record_prefix(collection);
         let mut pipe = redis::pipe();
@@ -226,78 +354,20 @@ impl Adapter for RedisAdapter {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
         observe(BACKEND, "write", async {
-            // validates names and the batch bound
-            let _ = group(ops.clone())?;
-            if ops.is_empty() {
-                return Ok(Vec::new());
-            }
-            let now = self.clock.now();
-            let mut encoded = Vec::with_capacity(ops.len());
-            for op in &ops {
-                let collection = op.collection();
-                let mut item = serde_json::json!({
-                    "rk": format!("{}{}", self.record_prefix(collection), op.id()),
-                    "fk": self.feed_key(collection),
-                    "lk": self.log_key(collection),
-                    "ck": self.counter_key(collection),
-                    "id": op.id(),
-                    "e": match op.precondition() {
-                        Expect::Any => serde_json::json!("any"),
-                        Expect::Absent => serde_json::json!("absent"),
-                        Expect::Version(v) => serde_json::json!(v),
-                    },
-                });
-                if let WriteOp::Upsert { data, .. } = op {
-                    let text = serde_json::to_string(data)?;
-                    check_value(text.len())?;
-                    item["d"] = serde_json::Value::String(text);
-                }
-                encoded.push(item);
-            }
-            let payload = serde_json::to_string(&encoded)?;
-            let result: std::result::Result<Vec<(i64, i64)>, RedisError> = self
-                .write
-                .arg(micros(now))
-                .arg(payload)
-                .invoke_async(&mut self.conn.clone())
-                .await;
-            let rows = match result {
-                Ok(rows) => rows,
-                Err(e) if e.code() == Some("CONFLICT") => {
-                    let detail = e.detail().unwrap_or_default();
-                    let (index, found) = detail.split_once(' ').unwrap_or((detail, ""));
-                    let op = index
-                        .parse::<usize>()
-                        .ok()
-                        .and_then(|i| ops.get(i.saturating_sub(1)));
-                    return Err(match op {
-                        Some(op) => Error::conflict(format!(
-                            "{}/{}: expected {}, found {found}",
-                            op.collection(),
-                            op.id(),
-                            match op.precondition() {
-                                Expect::Any => "any version".to_owned(),
-                                Expect::Absent => "no record".to_owned(),
-                                Expect::Version(v) => format!("version {v}"),
-                            }
-                        )),
-                        None => Error::conflict(format!("precondition failed: {detail}")),
-                    });
-                }
-                Err(e) => return Err(map_err(e)),
-            };
-            Ok(ops
-                .iter()
-                .zip(rows)
-                .map(|(op, (version, seq))| Written {
-                    collection: op.collection().to_owned(),
-                    id: op.id().to_owned(),
-                    version: to_u64(version),
-                    seq: to_u64(seq),
-                    updated_at: now,
-                    deleted: matches!(op, WriteOp::Delete { .. }),
-                })
-                .collect())
+            self.write_batch(group(ops)?).await
+        })
+        .await
+    }
+
+    /// The caller's JSON text goes into the script's payload as it is: no
+    /// `Value` is built.
+    async fn upsert_batch_json(
+        &self,
+        collection: &str,
+        items: Vec<(String, Box<RawValue>)>,
+    ) -> Result<Vec<Written>> {
+        observe(BACKEND, "write", async {
+            self.write_batch(group_json(collection, items)?).await
         })
         .await
     }

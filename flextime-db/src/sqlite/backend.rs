@@ -15,11 +15,14 @@ use crate::common::{
 };
 use crate::sql::{
     FastRow, MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err, order_by_ids,
-    run_migrations, to_record, write_in_tx,
+    run_migrations, to_record,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
 const BACKEND: &str = "sqlite";
+
+/// Writes are not run again on a deadlock (SQLite has one writer at a time).
+const RETRY_DEADLOCKS: bool = false;
 
 const MIGRATIONS: &[MigrationSpec] = &[
     MigrationSpec {
@@ -330,15 +333,6 @@ async fn append_log<'a>(
 }
 
 crate::sql::sql_adapter_impl!(SqliteAdapter {
-
-    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        observe(
-            BACKEND,
-            "write",
-            write_in_tx(&self.pool, &self.clock, ops, false),
-        )
-        .await
-    }
 
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
         observe(BACKEND, "changes", async {
