@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use flextime_core::{Change, ChangeKey, ErrorKind, Sink, Source};
 use futures::TryStreamExt;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::feed::CollectionFeed;
@@ -38,6 +39,8 @@ macro_rules! conformance_tests {
             change_feed_with_held_transaction, change_feed_concurrent_writers,
             change_feed_concurrent_versions, kv_basics, ttl_expiry, cas_race,
             large_record, unicode_ids, injection_lookalikes, invalid_input, source_and_sink,
+            json_batch_round_trip, json_batch_like_upsert_batch, json_batch_odd_ids,
+            json_batch_errors,
             store_idempotency, store_checkpoint, store_mapping, store_outbox, store_delivery_log);
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {
@@ -699,17 +702,34 @@ pub async fn large_record(db: Arc<dyn Adapter>) {
     );
 }
 
+/// Ids in other scripts, with emoji, whitespace, a combining accent.
+const UNICODE_IDS: [&str; 7] = [
+    "日本語の予定",
+    "🎉-party-🎂",
+    "ünïcödé",
+    "שלום",
+    "Ω≈ç√",
+    "a b\tc\nd",
+    "e\u{301}",
+];
+
+/// Ids that look like SQL, patterns or key syntax.
+const LOOKALIKE_IDS: [&str; 10] = [
+    "' OR '1'='1",
+    "\"; DELETE FROM ft_kv; --",
+    "%",
+    "_",
+    "\\",
+    "$1",
+    "?",
+    "*",
+    "a:b:c",
+    "{}",
+];
+
 /// Unicode ids and collection names.
 pub async fn unicode_ids(db: Arc<dyn Adapter>) {
-    let ids = [
-        "日本語の予定",
-        "🎉-party-🎂",
-        "ünïcödé",
-        "שלום",
-        "Ω≈ç√",
-        "a b\tc\nd",
-        "e\u{301}",
-    ];
+    let ids = UNICODE_IDS;
     for (i, id) in ids.iter().enumerate() {
         db.upsert("календарь", id, json!({"i": i, "t": id}), Expect::Absent)
             .await
@@ -736,18 +756,7 @@ pub async fn unicode_ids(db: Arc<dyn Adapter>) {
 /// Ids and names that look like SQL or patterns are plain data.
 pub async fn injection_lookalikes(db: Arc<dyn Adapter>) {
     let collection = "events'; DROP TABLE ft_records; --";
-    let ids = [
-        "' OR '1'='1",
-        "\"; DELETE FROM ft_kv; --",
-        "%",
-        "_",
-        "\\",
-        "$1",
-        "?",
-        "*",
-        "a:b:c",
-        "{}",
-    ];
+    let ids = LOOKALIKE_IDS;
     db.upsert("safe", "keep", json!(1), Expect::Any)
         .await
         .unwrap();
@@ -825,6 +834,335 @@ pub async fn invalid_input(db: Arc<dyn Adapter>) {
         db.get("c", "id").await.unwrap().is_none(),
         "nothing was written"
     );
+}
+
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).unwrap()
+}
+
+/// `(id, version, seq, deleted)` of each write.
+fn outcomes(written: &[crate::Written]) -> Vec<(String, u64, u64, bool)> {
+    written
+        .iter()
+        .map(|w| (w.id.clone(), w.version, w.seq, w.deleted))
+        .collect()
+}
+
+/// `(id, version, seq, data)` of each record or feed entry.
+fn states(records: &[crate::Record]) -> Vec<(String, u64, u64, Option<Value>)> {
+    records
+        .iter()
+        .map(|r| (r.id.clone(), r.version, r.seq, r.data.clone()))
+        .collect()
+}
+
+/// Batches of JSON text and of typed items: written, read back one by
+/// one, several at a time and through the feed; rewritten (version 2);
+/// deleted and written again.
+pub async fn json_batch_round_trip(db: Arc<dyn Adapter>) {
+    let c = "json";
+    let written = db
+        .upsert_batch_json(
+            c,
+            vec![
+                (
+                    "a".into(),
+                    raw(r#"{ "title" : "Standup", "n": 1, "tags": ["x", "y"] }"#),
+                ),
+                ("b".into(), raw("[1, \"two\", null, 2.5, true]")),
+                ("c".into(), raw(r#""\u00e9 \/ \" \n""#)),
+            ],
+        )
+        .await
+        .unwrap();
+    let first = [
+        json!({"title": "Standup", "n": 1, "tags": ["x", "y"]}),
+        json!([1, "two", null, 2.5, true]),
+        json!("é / \" \n"),
+    ];
+    assert_eq!(
+        written
+            .iter()
+            .map(|w| (w.id.as_str(), w.version, w.deleted))
+            .collect::<Vec<_>>(),
+        [("a", 1, false), ("b", 1, false), ("c", 1, false)]
+    );
+    assert!(written.windows(2).all(|w| w[0].seq < w[1].seq));
+    for (w, data) in written.iter().zip(&first) {
+        let r = db.get(c, &w.id).await.unwrap().unwrap();
+        assert_eq!((r.version, r.seq, r.data.as_ref()), (1, w.seq, Some(data)));
+    }
+    let many = db
+        .get_many(c, &["c".into(), "missing".into(), "a".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        states(&many),
+        [
+            ("c".into(), 1, written[2].seq, Some(first[2].clone())),
+            ("a".into(), 1, written[0].seq, Some(first[0].clone())),
+        ]
+    );
+    // typed, borrowed: an existing id (version 2) and a new one
+    let items = [
+        Item {
+            title: "Standup".into(),
+            n: 2,
+        },
+        Item {
+            title: "Review".into(),
+            n: 3,
+        },
+    ];
+    let again = db
+        .upsert_batch_as(c, [("a", &items[0]), ("d", &items[1])])
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|w| (w.id.as_str(), w.version))
+            .collect::<Vec<_>>(),
+        [("a", 2), ("d", 1)]
+    );
+    assert!(again[0].seq > written[2].seq && again[1].seq > again[0].seq);
+    assert_eq!(
+        db.get_as::<Item>(c, "a").await.unwrap().as_ref(),
+        Some(&items[0])
+    );
+    assert_eq!(
+        db.get_as::<Item>(c, "d").await.unwrap().as_ref(),
+        Some(&items[1])
+    );
+    // a tombstone, then the id written again by a batch
+    let gone = db.delete(c, "b", Expect::Any).await.unwrap();
+    assert_eq!(gone.version, 2);
+    let back = db
+        .upsert_batch_json(c, vec![("b".into(), raw(r#"{"back": true}"#))])
+        .await
+        .unwrap();
+    assert_eq!((back[0].version, back[0].deleted), (3, false));
+    let b = db.get(c, "b").await.unwrap().unwrap();
+    assert!(!b.is_deleted());
+    assert_eq!((b.version, b.data), (3, Some(json!({"back": true}))));
+    let feed = db.changes(c, 0, 100).await.unwrap();
+    let typed = |i: usize| Some(serde_json::to_value(&items[i]).unwrap());
+    assert_eq!(
+        states(&feed),
+        [
+            ("a".into(), 1, written[0].seq, Some(first[0].clone())),
+            ("b".into(), 1, written[1].seq, Some(first[1].clone())),
+            ("c".into(), 1, written[2].seq, Some(first[2].clone())),
+            ("a".into(), 2, again[0].seq, typed(0)),
+            ("d".into(), 1, again[1].seq, typed(1)),
+            ("b".into(), 2, gone.seq, None),
+            ("b".into(), 3, back[0].seq, Some(json!({"back": true}))),
+        ]
+    );
+    assert!(feed[5].is_deleted());
+    // empty batches write nothing
+    assert!(
+        db.upsert_batch_json(c, Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let none: [(&str, &Item); 0] = [];
+    assert!(db.upsert_batch_as(c, none).await.unwrap().is_empty());
+    assert_eq!(db.changes(c, 0, 100).await.unwrap().len(), feed.len());
+}
+
+/// `upsert_batch_json` writes what `upsert_batch` writes for the same
+/// records parsed into `Value`s: the same results, records and feed, for
+/// new and existing ids, ids repeated within a batch, a tombstoned id, and
+/// JSON text a database might store otherwise than its parsed `Value`
+/// (whitespace, escapes, duplicate keys, numbers in exponent form, `-0`,
+/// integers beyond 64 bits, long decimals).
+pub async fn json_batch_like_upsert_batch(db: Arc<dyn Adapter>) {
+    let rounds: [&[(&str, &str)]; 3] = [
+        &[
+            (
+                "a",
+                r#"{"e": 1e2, "E": [1.5E1, 2e-7, -3.0e+2], "z": -0, "big": 12345678901234567.0}"#,
+            ),
+            ("b", " [ 1 , -2 , 0.25 ] "),
+            ("c", "-0"),
+            (
+                "f",
+                r#"{"dup": 1, "dup": {"x": 2}, "t": "2026-01-05T08:00:00+01:00"}"#,
+            ),
+            (
+                "g",
+                r#"{"huge": 100000000000000000000, "long": 0.1234567890123456789, "s": "\ud83d\ude00 \u00e9"}"#,
+            ),
+        ],
+        // existing and new ids, one of them three times
+        &[
+            ("a", "1"),
+            ("d", "{}"),
+            ("a", r#"{"again": 1.0}"#),
+            ("b", "null"),
+            ("a", "2"),
+        ],
+        // after a delete of c (below)
+        &[("c", "true"), ("e", r#""x""#), ("c", "1e0")],
+    ];
+    let (by_value, by_json) = ("by-value", "by-json");
+    for (round, items) in rounds.iter().enumerate() {
+        if round == 2 {
+            for c in [by_value, by_json] {
+                db.delete(c, "c", Expect::Any).await.unwrap();
+            }
+        }
+        let values: Vec<(String, Value)> = items
+            .iter()
+            .map(|(id, text)| ((*id).to_owned(), serde_json::from_str(text).unwrap()))
+            .collect();
+        let texts: Vec<(String, Box<RawValue>)> = items
+            .iter()
+            .map(|(id, text)| ((*id).to_owned(), raw(text)))
+            .collect();
+        let expected = db.upsert_batch(by_value, values).await.unwrap();
+        let written = db.upsert_batch_json(by_json, texts).await.unwrap();
+        assert_eq!(outcomes(&written), outcomes(&expected), "round {round}");
+        assert!(written.iter().all(|w| w.collection == by_json));
+    }
+    let ids: Vec<String> = ["a", "b", "c", "d", "e", "f", "g"].map(String::from).into();
+    assert_eq!(
+        states(&db.get_many(by_json, &ids).await.unwrap()),
+        states(&db.get_many(by_value, &ids).await.unwrap())
+    );
+    let feed = db.changes(by_json, 0, 100).await.unwrap();
+    assert_eq!(feed.len(), 14);
+    assert_eq!(
+        states(&feed),
+        states(&db.changes(by_value, 0, 100).await.unwrap())
+    );
+    for id in &ids {
+        assert_eq!(
+            db.get(by_json, id).await.unwrap().map(|r| r.data),
+            db.get(by_value, id).await.unwrap().map(|r| r.data),
+            "{id}"
+        );
+    }
+}
+
+/// Unicode and injection-looking ids through `upsert_batch_json` and
+/// `upsert_batch_as`.
+pub async fn json_batch_odd_ids(db: Arc<dyn Adapter>) {
+    let c = "events'; DROP TABLE ft_changes; --";
+    let ids: Vec<&str> = UNICODE_IDS.into_iter().chain(LOOKALIKE_IDS).collect();
+    let texts = ids
+        .iter()
+        .map(|id| {
+            (
+                (*id).to_owned(),
+                serde_json::value::to_raw_value(&json!({"id": id})).unwrap(),
+            )
+        })
+        .collect();
+    let first = db.upsert_batch_json(c, texts).await.unwrap();
+    assert_eq!(first.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ids);
+    let values: Vec<Value> = ids.iter().map(|id| json!({"id": id, "n": 2})).collect();
+    let second = db
+        .upsert_batch_as(c, ids.iter().copied().zip(&values))
+        .await
+        .unwrap();
+    assert!(second.iter().all(|w| w.version == 2));
+    for (id, value) in ids.iter().zip(&values) {
+        let r = db.get(c, id).await.unwrap().unwrap();
+        assert_eq!((r.id.as_str(), r.data.as_ref()), (*id, Some(value)));
+    }
+    assert!(db.get(c, "\u{e9}").await.unwrap().is_none());
+    assert!(db.get(c, "anything").await.unwrap().is_none());
+    let feed = db.changes(c, 0, 100).await.unwrap();
+    let expected: Vec<(&str, u64)> = ids
+        .iter()
+        .map(|id| (*id, 1))
+        .chain(ids.iter().map(|id| (*id, 2)))
+        .collect();
+    assert_eq!(
+        feed.iter()
+            .map(|r| (r.id.as_str(), r.version))
+            .collect::<Vec<_>>(),
+        expected
+    );
+}
+
+/// What cannot be written is a typed error and writes nothing of its
+/// batch: an item that does not serialize, JSON text that parses into no
+/// `Value`, a bad id or collection, too many items.
+pub async fn json_batch_errors(db: Arc<dyn Adapter>) {
+    use std::collections::BTreeMap;
+    let c = "json-errors";
+    let invalid = |e: flextime_core::Error, record: &str| {
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains(record), "{e}");
+    };
+    // a map with non-string keys does not serialize to JSON
+    let fine: BTreeMap<(u8, u8), u8> = BTreeMap::new();
+    let bad: BTreeMap<(u8, u8), u8> = BTreeMap::from([((1, 2), 3)]);
+    let err = db
+        .upsert_batch_as(c, [("fine", &fine), ("bad", &bad)])
+        .await
+        .unwrap_err();
+    invalid(err, "json-errors/bad");
+    // JSON text that RawValue accepts but no Value holds
+    for text in [
+        "1e400",
+        r#"{"n": [-1e400]}"#,
+        r#""\udc00""#,
+        r#"{"s": "\ud800"}"#,
+    ] {
+        let err = db
+            .upsert_batch_json(
+                c,
+                vec![("fine".into(), raw("{}")), ("bad".into(), raw(text))],
+            )
+            .await
+            .unwrap_err();
+        invalid(err, "json-errors/bad");
+    }
+    for (collection, id) in [(c, ""), (c, "a\0b"), ("", "id")] {
+        let err = db
+            .upsert_batch_json(
+                collection,
+                vec![("fine".into(), raw("1")), (id.into(), raw("1"))],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let err = db
+            .upsert_batch_as(collection, [("fine", &1), (id, &2)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
+    let too_many: Vec<String> = (0..=crate::MAX_BATCH).map(|i| i.to_string()).collect();
+    let err = db
+        .upsert_batch_as(c, too_many.iter().map(|id| (id, &0)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = db
+        .upsert_batch_json(
+            c,
+            too_many.iter().map(|id| (id.clone(), raw("0"))).collect(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        db.get(c, "fine").await.unwrap().is_none(),
+        "nothing was written"
+    );
+    assert!(db.changes(c, 0, 100).await.unwrap().is_empty());
+    // and the collection takes good batches afterwards
+    let w = db
+        .upsert_batch_json(c, vec![("fine".into(), raw("1"))])
+        .await
+        .unwrap();
+    assert_eq!(w[0].version, 1);
 }
 
 /// A collection as a core `Sink` and `Source`.
