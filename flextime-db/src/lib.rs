@@ -25,7 +25,7 @@
 //!   script), [`Adapter::delete`] (a tombstone), and [`Adapter::write`]
 //!   for an atomic mix of writes across collections.
 //! - Batches of JSON text or serde types: [`Adapter::upsert_batch_json`]
-//!   takes each record as text already serialized ([`RawValue`](serde_json::value::RawValue)),
+//!   takes each record as text already serialized ([`RawValue`]),
 //!   and [`AdapterExt::upsert_batch_as`] serializes borrowed typed items
 //!   straight into it, so no `Value` is built per record (the built-in
 //!   backends store the text as given).
