@@ -193,7 +193,7 @@ pub(crate) struct Batch {
     pub groups: BTreeMap<String, Vec<(usize, Op)>>,
 }
 
-fn check_batch_len(len: usize) -> Result<()> {
+pub(crate) fn check_batch_len(len: usize) -> Result<()> {
     if len > MAX_BATCH {
         return Err(Error::invalid_input(format!(
             "{len} writes in one call, more than {MAX_BATCH}"
@@ -244,9 +244,16 @@ pub(crate) fn group(ops: Vec<WriteOp>) -> Result<Batch> {
 /// Validate the items of an `upsert_batch_json` call as one batch of
 /// unconditional upserts to `collection`.
 pub(crate) fn group_json(collection: &str, items: Vec<(String, Box<RawValue>)>) -> Result<Batch> {
-    check_collection(collection)?;
     check_batch_len(items.len())?;
     let len = items.len();
+    if len == 0 {
+        // as `upsert_batch` (a `write` of no ops): nothing to check
+        return Ok(Batch {
+            len,
+            groups: BTreeMap::new(),
+        });
+    }
+    check_collection(collection)?;
     let ops = items
         .into_iter()
         .enumerate()
@@ -262,11 +269,10 @@ pub(crate) fn group_json(collection: &str, items: Vec<(String, Box<RawValue>)>) 
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut groups = BTreeMap::new();
-    if !ops.is_empty() {
-        groups.insert(collection.to_owned(), ops);
-    }
-    Ok(Batch { len, groups })
+    Ok(Batch {
+        len,
+        groups: BTreeMap::from([(collection.to_owned(), ops)]),
+    })
 }
 
 /// `raw` parsed into a `Value` (what `upsert_batch_json`'s default hands

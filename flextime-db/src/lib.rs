@@ -544,6 +544,7 @@ pub trait Adapter: Send + Sync + fmt::Debug {
         collection: &str,
         items: Vec<(String, Box<RawValue>)>,
     ) -> Result<Vec<Written>> {
+        common::check_batch_len(items.len())?;
         let items = items
             .into_iter()
             .map(|(id, raw)| {
