@@ -152,11 +152,22 @@ impl fmt::Debug for Message {
     }
 }
 
+/// A fresh message id: a UUIDv7 (time-ordered), hyphenated, lower case.
+/// Written into a stack buffer and copied once (`to_string` goes through
+/// the formatting machinery, on every message sent).
+pub(crate) fn new_message_id() -> String {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
+}
+
 impl Message {
     /// A message with this payload, a fresh id and the current time.
     pub fn new(payload: impl Into<Bytes>) -> Self {
         Self {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: new_message_id(),
             key: None,
             headers: BTreeMap::new(),
             payload: payload.into(),
@@ -833,6 +844,20 @@ pub(crate) fn max_attempts_reason(max: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_are_hyphenated_lower_case_time_ordered_uuid_v7s() {
+        let (a, b) = (Message::new(Bytes::new()).id, new_message_id());
+        for id in [&a, &b] {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+            // The same text as the Display form.
+            assert_eq!(*id, parsed.to_string());
+            assert_eq!(id.len(), 36);
+        }
+        assert_ne!(a, b);
+        assert!(a < b, "v7 ids sort by creation: {a} then {b}");
+    }
 
     #[test]
     fn due_times_round_up_to_the_next_millisecond() {

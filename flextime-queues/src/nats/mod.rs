@@ -225,7 +225,7 @@ pub(crate) fn from_nats(message: &async_nats::Message) -> Message {
         }
     }
     if out.id.is_empty() {
-        out.id = uuid::Uuid::now_v7().to_string();
+        out.id = crate::new_message_id();
     }
     out.timestamp = timestamp.unwrap_or_else(chrono::Utc::now);
     out

@@ -247,7 +247,7 @@ pub(crate) fn from_fields(values: Vec<Value>) -> Result<(Message, u32)> {
     // Foreign producers may leave out everything but the payload: such a
     // message gets a fresh id.
     if message.id.is_empty() {
-        message.id = uuid::Uuid::now_v7().to_string();
+        message.id = crate::new_message_id();
     }
     if !stamped {
         message.timestamp = chrono::Utc::now();
