@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flextime_core::{Error, Result};
 use flextime_db::Adapter;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::Endpoint;
@@ -16,14 +16,17 @@ use super::store::{DeliveryQuery, DeliveryRecord, DeliveryStore};
 /// Rows one group commit writes at most.
 const GROUP_MAX_ROWS: usize = 2000;
 
-type Job = (Vec<(String, Value)>, oneshot::Sender<Result<()>>);
+/// Deliveries to commit, each already JSON text (no `Value` tree per
+/// record), and where to report the commit.
+type Job = (Vec<(String, Box<RawValue>)>, oneshot::Sender<Result<()>>);
 
 /// Endpoints and deliveries as records of two collections
 /// (`_ft_dispatch_endpoints`, `_ft_dispatch_deliveries`).
 ///
 /// Delivery writes are group-committed: concurrent
 /// [`DeliveryStore::save_deliveries`] calls are gathered into one
-/// `upsert_batch` (one transaction, one statement on PostgreSQL and SQLite),
+/// `upsert_batch_json` (one transaction; on PostgreSQL and SQLite one
+/// statement of records serialized straight to JSON text),
 /// and each call returns once its rows are committed. Scans follow the
 /// deliveries collection's change feed (they read the whole collection; the
 /// dispatcher scans at start-up and for operator queries only).
@@ -123,7 +126,7 @@ async fn group_commit(adapter: Arc<dyn Adapter>, collection: String, mut rx: mps
         }
         // The last write of an id wins (one statement cannot touch a row twice).
         let mut index: HashMap<String, usize> = HashMap::with_capacity(rows);
-        let mut batch: Vec<(String, Value)> = Vec::with_capacity(rows);
+        let mut batch: Vec<(String, Box<RawValue>)> = Vec::with_capacity(rows);
         let mut waiters = Vec::with_capacity(jobs.len());
         for (items, tx) in jobs {
             for (id, value) in items {
@@ -136,7 +139,7 @@ async fn group_commit(adapter: Arc<dyn Adapter>, collection: String, mut rx: mps
             }
             waiters.push(tx);
         }
-        let result = adapter.upsert_batch(&collection, batch).await;
+        let result = adapter.upsert_batch_json(&collection, batch).await;
         for tx in waiters {
             let _ = tx.send(match &result {
                 Ok(_) => Ok(()),
@@ -181,14 +184,25 @@ impl DeliveryStore for DbDeliveryStore {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let rows = deliveries
-            .into_iter()
-            .map(|d| Ok((String::from(d.id.clone()), serde_json::to_value(&d)?)))
-            .collect::<Result<Vec<_>>>()?;
-        for chunk in rows.chunks(GROUP_MAX_ROWS) {
+        // Each record straight to JSON text, and moved (not copied) to the
+        // commit task in chunks.
+        let mut rows = deliveries.iter().map(|d| {
+            Ok((
+                String::from(d.id.clone()),
+                serde_json::value::to_raw_value(d)?,
+            ))
+        });
+        loop {
+            let chunk = rows
+                .by_ref()
+                .take(GROUP_MAX_ROWS)
+                .collect::<Result<Vec<_>>>()?;
+            if chunk.is_empty() {
+                break;
+            }
             let (tx, rx) = oneshot::channel();
             self.commits
-                .send((chunk.to_vec(), tx))
+                .send((chunk, tx))
                 .await
                 .map_err(|_| Error::unavailable("the delivery store's commit task has stopped"))?;
             rx.await.map_err(|_| {
