@@ -8,7 +8,10 @@
 //! PostgreSQL runs when `FLEXTIME_TEST_POSTGRES_URL` is set (a fresh schema
 //! per run). `FLEXTIME_BENCH_DISPATCH_N` overrides the deliveries per round
 //! (default 20,000); `FLEXTIME_BENCH_DISPATCH_CONCURRENCY` the requests in
-//! flight (default 32).
+//! flight (default 32); `FLEXTIME_BENCH_ROUNDS` the rounds per side (default
+//! 3). Each plain round is followed by a Flextime one; besides the ratio of
+//! the medians the median of those paired ratios is printed (it cancels a
+//! machine whose speed drifts between rounds).
 //!
 //! `FLEXTIME_BENCH_DISPATCH_ONLY=plain` (or `flextime`) runs one side of
 //! the in-memory comparison once and nothing else: for counting instructions
@@ -218,6 +221,7 @@ async fn compare(
         ours.push(per_sec(n, flextime(url, store, &events, concurrency).await));
         ours_cpu += cpu_time().saturating_sub(cpu);
     }
+    let paired: Vec<f64> = ours.iter().zip(&raw).map(|(o, r)| o / r).collect();
     let (o, r) = (median(ours), median(raw));
     // CPU per delivery (sender, receiver and runtime together) tells work
     // done from time spent waiting.
@@ -227,6 +231,15 @@ async fn compare(
         o / r,
         per(ours_cpu),
         per(raw_cpu)
+    );
+    println!(
+        "{name:<28} paired rounds (flextime/plain): {}   median {:.2}",
+        paired
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        median(paired.clone())
     );
 }
 
@@ -257,7 +270,8 @@ fn main() {
             println!("{side}: {n} deliveries");
             return;
         }
-        compare("memory state", &url, n, concurrency, 3, async || {
+        let rounds = env_usize("FLEXTIME_BENCH_ROUNDS", 3).max(1);
+        compare("memory state", &url, n, concurrency, rounds, async || {
             Arc::new(MemoryStore::default()) as Arc<dyn DeliveryStore>
         })
         .await;
@@ -273,14 +287,21 @@ fn main() {
                     ..DbOptions::default()
                 };
                 let mut round = 0;
-                compare("postgresql state", &url, n, concurrency, 3, async || {
-                    round += 1;
-                    let adapter = flextime_db::connect(&pg, options()).await.unwrap();
-                    Arc::new(DbDeliveryStore::with_prefix(
-                        adapter,
-                        &format!("bench_{round}"),
-                    )) as Arc<dyn DeliveryStore>
-                })
+                compare(
+                    "postgresql state",
+                    &url,
+                    n,
+                    concurrency,
+                    rounds,
+                    async || {
+                        round += 1;
+                        let adapter = flextime_db::connect(&pg, options()).await.unwrap();
+                        Arc::new(DbDeliveryStore::with_prefix(
+                            adapter,
+                            &format!("bench_{round}"),
+                        )) as Arc<dyn DeliveryStore>
+                    },
+                )
                 .await;
                 let pool = sqlx::PgPool::connect(&pg).await.unwrap();
                 let _ = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))

@@ -3,7 +3,10 @@
 //! confirmed, every message acked, in batches of 100) and the p99 latency of
 //! one message's round trip (send, receive, ack). Backends whose
 //! `FLEXTIME_TEST_*_URL` is unset are skipped. `FLEXTIME_BENCH_MESSAGES`
-//! sets the messages per round (default 2000); `FLEXTIME_BENCH_ONLY`
+//! sets the messages per round (default 2000), `FLEXTIME_BENCH_ROUNDS`
+//! the rounds per side (default 3; each Flextime round is followed by a raw
+//! one, and the median of those paired ratios is printed too: it cancels a
+//! machine whose speed drifts between rounds); `FLEXTIME_BENCH_ONLY`
 //! (`redis,kafka`, ...) picks backends. Both Kafka sides fetch with
 //! `fetch.wait.max.ms=10` and take 30 latency samples (tansu answers an empty
 //! fetch only after the wait).
@@ -18,7 +21,6 @@ use futures::StreamExt;
 const BATCH: usize = 100;
 const LATENCY_SAMPLES: usize = 200;
 const KAFKA_LATENCY_SAMPLES: usize = 30;
-const ROUNDS: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 struct Outcome {
@@ -550,11 +552,34 @@ where
 {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         ours.push(flextime(&broker, n, samples).await);
         theirs.push(raw().await);
     }
     line(name, combine(&ours), Some(combine(&theirs)));
+    let paired: Vec<f64> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(o, t)| o.msgs_per_s / t.msgs_per_s)
+        .collect();
+    println!(
+        "queues/{name:<9} paired rounds (flextime/raw): {}   median {:.2}",
+        paired
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        median(paired.clone())
+    );
+}
+
+/// Rounds per side: `FLEXTIME_BENCH_ROUNDS`, default 3.
+fn rounds() -> usize {
+    std::env::var("FLEXTIME_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(3)
 }
 
 #[tokio::main]
@@ -564,7 +589,8 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     println!(
-        "flextime-queues benchmarks: {n} x 1 KiB per round, {ROUNDS} rounds, median ({} cores)",
+        "flextime-queues benchmarks: {n} x 1 KiB per round, {} rounds, median ({} cores)",
+        rounds(),
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     let only = std::env::var("FLEXTIME_BENCH_ONLY").unwrap_or_default();
@@ -574,7 +600,7 @@ async fn main() {
     if wanted("memory") {
         let memory = flextime_queues::connect("memory://").await.expect("memory");
         let mut ours = Vec::new();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds() {
             ours.push(flextime(&memory, n, LATENCY_SAMPLES).await);
         }
         line("memory", combine(&ours), None);
