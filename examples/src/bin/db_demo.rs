@@ -55,11 +55,10 @@ async fn run(args: &Args) -> flextime_core::Result<()> {
     let c = args.collection.as_str();
 
     let items: Vec<ScheduleItem> = (1..=args.count).map(item).collect();
-    let batch = items
-        .iter()
-        .map(|i| Ok((i.id.clone(), serde_json::to_value(i)?)))
-        .collect::<flextime_core::Result<Vec<_>>>()?;
-    let written = db.upsert_batch(c, batch).await?;
+    // One atomic batch, each item serialized straight to JSON text.
+    let written = db
+        .upsert_batch_as(c, items.iter().map(|i| (i.id.as_str(), i)))
+        .await?;
     let first_seq = written.first().map_or(0, |w| w.seq);
 
     // Update the first item, but only if nobody changed it since.
