@@ -257,31 +257,48 @@ impl RowStore for SqliteConnection {
             qb.build().execute(&mut *self).await.map_err(map_err)?;
             offset = n;
         }
-        // ...then the records from the log, in one statement.
-        let done: Vec<(i64, i64)> = sqlx::query_as(
+        // ...then the records from the log, in one statement...
+        let (from, to) = (to_i64(base), to_i64(base + count));
+        sqlx::query(
             "INSERT INTO ft_records (collection, id, version, seq, updated_at_us, deleted_at_us) \
              SELECT collection, id, version, seq, updated_at_us, deleted_at_us FROM ft_changes \
              WHERE collection = ?1 AND seq > ?2 AND seq <= ?3 \
              ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, \
                seq = excluded.seq, updated_at_us = excluded.updated_at_us, \
-               deleted_at_us = excluded.deleted_at_us \
-             RETURNING version, seq",
+               deleted_at_us = excluded.deleted_at_us",
         )
         .bind(collection)
-        .bind(to_i64(base))
-        .bind(to_i64(base + count))
-        .fetch_all(&mut *self)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *self)
         .await
         .map_err(map_err)?;
-        let mut out: Vec<(u64, u64)> = vec![(0, 0); items.len()];
-        for (version, seq) in done {
-            let seq = to_u64(seq);
-            let slot = usize::try_from(seq.wrapping_sub(base + 1))
-                .ok()
-                .and_then(|i| out.get_mut(i))
-                .ok_or_else(|| Error::internal("an upsert returned an unknown seq"))?;
-            *slot = (to_u64(version), seq);
+        // ...and the versions written, in seq order, as one JSON array: one
+        // row back instead of one per item (sqlx hands every row from
+        // SQLite's worker thread over a channel on its own).
+        let (versions,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(version ORDER BY seq) FROM ft_changes \
+             WHERE collection = ?1 AND seq > ?2 AND seq <= ?3",
+        )
+        .bind(collection)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut *self)
+        .await
+        .map_err(map_err)?;
+        let versions: Vec<u64> = serde_json::from_str(&versions)
+            .map_err(|e| Error::internal(format!("the versions written to {collection}: {e}")))?;
+        if versions.len() != items.len() {
+            return Err(Error::internal(format!(
+                "{} of {} writes to {collection} came back",
+                versions.len(),
+                items.len()
+            )));
         }
+        let out = versions
+            .into_iter()
+            .zip(base + 1..)
+            .collect::<Vec<(u64, u64)>>();
         Ok(Some(out))
     }
 
