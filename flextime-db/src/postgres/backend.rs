@@ -303,15 +303,19 @@ impl RowStore for PgConnection {
         // Then one statement: append each item at seq base + its position,
         // with its id's latest version + 1 (one backward probe of the
         // unique index; the ids are distinct), and notify on commit.
-        let written: Vec<(i64, i64)> = sqlx::query_as(
-            "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
+        // The versions come back as one array in seq order: one row instead
+        // of one per item.
+        let (versions,): (Vec<i64>,) = sqlx::query_as(
+            "WITH written AS (\
+             INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) \
              SELECT $1, $4 + i.n, i.id, \
                COALESCE((SELECT max(c.version) FROM ft_changes c \
                  WHERE c.collection = $1 AND c.id = i.id), 0) + 1, \
                i.data::jsonb, $5, CASE WHEN i.data IS NULL THEN $5::int8 END \
              FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS i(id, data, n), \
                (SELECT pg_notify($6, $1)) AS notified \
-             RETURNING version, seq",
+             RETURNING version, seq) \
+             SELECT COALESCE(array_agg(version ORDER BY seq), '{}') FROM written",
         )
         .bind(collection)
         .bind(&ids)
@@ -319,33 +323,18 @@ impl RowStore for PgConnection {
         .bind(to_i64(base))
         .bind(now_us)
         .bind(CHANNEL)
-        .fetch_all(&mut *self)
+        .fetch_one(&mut *self)
         .await
         .map_err(map_err)?;
-        // RETURNING's order is not guaranteed: place each row by its seq.
-        let mut out = vec![(0, 0); items.len()];
-        let mut placed = 0;
-        for (version, seq) in written {
-            let seq = to_u64(seq);
-            let slot = seq
-                .checked_sub(base + 1)
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| out.get_mut(i))
-                .filter(|slot| slot.1 == 0)
-                .ok_or_else(|| {
-                    Error::internal(format!(
-                        "write to {collection} returned an unknown seq {seq}"
-                    ))
-                })?;
-            *slot = (to_u64(version), seq);
-            placed += 1;
-        }
-        if placed != items.len() {
+        // Every item was appended at base + its position.
+        if versions.len() != items.len() {
             return Err(Error::internal(format!(
-                "{placed} of {} writes to {collection} came back",
+                "{} of {} writes to {collection} came back",
+                versions.len(),
                 items.len()
             )));
         }
+        let out: Vec<(u64, u64)> = versions.into_iter().map(to_u64).zip(base + 1..).collect();
         Ok(Some(out))
     }
 
