@@ -233,13 +233,8 @@ async fn compare(
         per(raw_cpu)
     );
     println!(
-        "{name:<28} paired rounds (flextime/plain): {}   median {:.2}",
-        paired
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        median(paired.clone())
+        "{name:<28} paired rounds (flextime/plain): {}",
+        flextime_benches::paired_ratios(&paired)
     );
 }
 

@@ -563,13 +563,8 @@ where
         .map(|(o, t)| o.msgs_per_s / t.msgs_per_s)
         .collect();
     println!(
-        "queues/{name:<9} paired rounds (flextime/raw): {}   median {:.2}",
-        paired
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        median(paired.clone())
+        "queues/{name:<9} paired rounds (flextime/raw): {}",
+        flextime_benches::paired_ratios(&paired)
     );
 }
 

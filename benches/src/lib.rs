@@ -64,3 +64,15 @@ pub fn compare(name: &str, iters: u32, mut ours: impl FnMut(), mut raw: impl FnM
 pub fn keep<T>(value: T) {
     black_box(value);
 }
+
+/// Each paired round's ratio (two decimals, space separated) and their
+/// median, for a line like `paired rounds (flextime/raw): 0.91 0.88 0.95
+/// median 0.91`: a pair ran back to back, so a machine whose speed drifts
+/// between rounds moves both sides of it together.
+pub fn paired_ratios(ratios: &[f64]) -> String {
+    let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let mut sorted = ratios.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    format!("{}   median {median:.2}", listed.join(" "))
+}

@@ -53,7 +53,7 @@ const MIGRATIONS: &[MigrationSpec] = &[
 /// The columns of a change-log entry, as a [`RecordRow`].
 const ENTRY_COLUMNS: &str = "id, version, seq, data::text, updated_at_us, deleted_at_us";
 
-/// One page of the change feed (run in [`PostgresAdapter::feed_tx`]).
+/// One page of the change feed (run by [`PostgresAdapter::feed_query`]).
 const FEED_PAGE: &str = "SELECT id, version, seq, data::text, updated_at_us, deleted_at_us \
      FROM ft_changes WHERE collection = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
@@ -156,15 +156,9 @@ impl PostgresAdapter {
         after: u64,
         limit: usize,
     ) -> Result<String> {
-        let mut tx = self.feed_tx().await?;
-        let lines: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {FEED_PAGE}"))
-            .bind(collection)
-            .bind(to_i64(after))
-            .bind(to_i64(page_limit(limit) as u64))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.rollback().await.map_err(map_err)?;
+        let lines: Vec<(String,)> = self
+            .feed_query(&format!("EXPLAIN {FEED_PAGE}"), collection, after, limit)
+            .await?;
         Ok(lines
             .into_iter()
             .map(|(line,)| line)
@@ -172,15 +166,19 @@ impl PostgresAdapter {
             .join("\n"))
     }
 
-    /// The rows of one feed page.
-    async fn feed_page(
+    /// `sql` (a feed page, or its `EXPLAIN`) in [`PostgresAdapter::feed_tx`].
+    async fn feed_query<R>(
         &self,
+        sql: &str,
         collection: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<RecordRow>> {
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
         let mut tx = self.feed_tx().await?;
-        let rows: Vec<RecordRow> = sqlx::query_as(FEED_PAGE)
+        let rows: Vec<R> = sqlx::query_as(sql)
             .bind(collection)
             .bind(to_i64(after))
             .bind(to_i64(page_limit(limit) as u64))
@@ -427,7 +425,7 @@ crate::sql::sql_adapter_impl!(PostgresAdapter {
     async fn changes(&self, collection: &str, after: u64, limit: usize) -> Result<Vec<Record>> {
         observe(BACKEND, "changes", async {
             check_collection(collection)?;
-            let rows = self.feed_page(collection, after, limit).await?;
+            let rows: Vec<RecordRow> = self.feed_query(FEED_PAGE, collection, after, limit).await?;
             rows.into_iter().map(|r| to_record(collection, r)).collect()
         })
         .await
