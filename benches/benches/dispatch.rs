@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use flextime_benches::median;
 use flextime_core::Envelope;
 use flextime_db::{DbOptions, PoolOptions};
 use flextime_webhooks::dispatch::{
@@ -186,11 +187,6 @@ fn cpu_time() -> Duration {
 
 fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 async fn compare(

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flextime_benches::median;
 use flextime_queues::{Broker, ConsumerOptions, Message, ProducerOptions};
 use futures::StreamExt;
 
@@ -45,11 +46,6 @@ fn p99(mut samples: Vec<Duration>) -> Duration {
         .get(samples.len() * 99 / 100)
         .copied()
         .unwrap_or_default()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 // ------------------------------------------------------------------ flextime

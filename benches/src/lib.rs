@@ -71,8 +71,15 @@ pub fn keep<T>(value: T) {
 /// between rounds moves both sides of it together.
 pub fn paired_ratios(ratios: &[f64]) -> String {
     let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-    let mut sorted = ratios.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
-    format!("{}   median {median:.2}", listed.join(" "))
+    format!(
+        "{}   median {:.2}",
+        listed.join(" "),
+        median(ratios.to_vec())
+    )
+}
+
+/// The median of `values` (the upper one of an even count; 0 for none).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
 }

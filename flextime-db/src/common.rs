@@ -202,18 +202,13 @@ pub(crate) fn check_batch_len(len: usize) -> Result<()> {
     Ok(())
 }
 
-/// Validate the ops of a `write` call (names, the batch bound).
-pub(crate) fn check_ops(ops: &[WriteOp]) -> Result<()> {
+/// Validate (names, the batch bound) and group the ops of a `write` call.
+pub(crate) fn group(ops: Vec<WriteOp>) -> Result<Batch> {
     check_batch_len(ops.len())?;
     ops.iter().try_for_each(|op| {
         check_collection(op.collection())?;
         check_id(op.id())
-    })
-}
-
-/// Validate and group the ops of a `write` call.
-pub(crate) fn group(ops: Vec<WriteOp>) -> Result<Batch> {
-    check_ops(&ops)?;
+    })?;
     let len = ops.len();
     let mut groups: BTreeMap<String, Vec<(usize, Op)>> = BTreeMap::new();
     for (i, op) in ops.into_iter().enumerate() {
@@ -230,13 +225,10 @@ pub(crate) fn group(ops: Vec<WriteOp>) -> Result<Batch> {
                 expect,
             } => (collection, id, expect, None),
         };
-        let op = Op { id, expect, data };
-        match groups.get_mut(&collection) {
-            Some(ops) => ops.push((i, op)),
-            None => {
-                groups.insert(collection, vec![(i, op)]);
-            }
-        }
+        groups
+            .entry(collection)
+            .or_default()
+            .push((i, Op { id, expect, data }));
     }
     Ok(Batch { len, groups })
 }

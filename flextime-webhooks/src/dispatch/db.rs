@@ -188,7 +188,7 @@ impl DeliveryStore for DbDeliveryStore {
         // commit task in chunks.
         let mut rows = deliveries.iter().map(|d| {
             Ok((
-                String::from(d.id.clone()),
+                d.id.as_str().to_owned(),
                 serde_json::value::to_raw_value(d)?,
             ))
         });
