@@ -19,6 +19,15 @@
 //! each transaction. The ratio printed is raw time / Flextime time (1.0 =
 //! as fast as raw).
 //!
+//! `FLEXTIME_BENCH_ROUNDS` (default 3) pairs of rounds run per backend, each
+//! into a fresh collection and a fresh raw table, the side that goes first
+//! alternating from pair to pair; the medians of both sides, every pair's
+//! ratio and the median of those ratios are printed (a pair ran back to
+//! back, so a machine whose speed drifts moves both sides of it). Raw
+//! row-by-row runs once. `FLEXTIME_BENCH_DB_SIDE=flextime` (or `raw`) runs
+//! only the Adapter's upserts (or only the raw bulk method), for profiling
+//! one side under `perf` or `valgrind --tool=callgrind`.
+//!
 //! SQLite always runs (a temporary file); PostgreSQL, MySQL, Redis and
 //! MongoDB run when their `FLEXTIME_TEST_*_URL` is set. Each run works in a
 //! fresh schema / database / key prefix and drops it afterwards (MongoDB,
@@ -27,6 +36,7 @@
 //! `FLEXTIME_BENCH_ONLY=sqlite,postgres` picks backends.
 #![allow(clippy::cast_precision_loss, clippy::expect_used, clippy::unwrap_used)]
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,21 +82,32 @@ fn rate(n: usize, d: Duration) -> String {
     )
 }
 
-async fn flextime_side(db: &Arc<dyn Adapter>, data: &[(String, Value)]) -> (Duration, Duration) {
+async fn flextime_side(
+    db: &Arc<dyn Adapter>,
+    collection: &str,
+    data: &[(String, Value)],
+    feed: bool,
+) -> (Duration, Duration) {
     // Borrowed, like the raw side: each item is serialized to JSON text
     // inside the clock (the ids are copied, as the raw side copies them).
     let start = Instant::now();
     for chunk in data.chunks(BATCH) {
-        db.upsert_batch_as("items", chunk.iter().map(|(id, v)| (id, v)))
+        db.upsert_batch_as(collection, chunk.iter().map(|(id, v)| (id, v)))
             .await
             .expect("upsert batch");
     }
     let upsert = start.elapsed();
+    if !feed {
+        return (upsert, Duration::ZERO);
+    }
     let start = Instant::now();
     let mut cursor = 0;
     let mut seen = 0;
     loop {
-        let page = db.changes("items", cursor, BATCH).await.expect("changes");
+        let page = db
+            .changes(collection, cursor, BATCH)
+            .await
+            .expect("changes");
         let Some(last) = page.last() else { break };
         cursor = last.seq;
         seen += page.len();
@@ -96,18 +117,117 @@ async fn flextime_side(db: &Arc<dyn Adapter>, data: &[(String, Value)]) -> (Dura
     (upsert, read)
 }
 
-fn report(backend: &str, n: usize, ours: (Duration, Duration), raw: Option<(Duration, Duration)>) {
-    println!("{backend:<9} flextime upsert      {}", rate(n, ours.0));
-    println!("{backend:<9} flextime change feed {}", rate(n, ours.1));
-    if let Some((row, bulk)) = raw {
-        println!("{backend:<9} raw row-by-row       {}", rate(n, row));
-        println!("{backend:<9} raw best bulk        {}", rate(n, bulk));
+/// Which sides run: both (the default), or one alone for profiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sides {
+    Both,
+    Flextime,
+    Raw,
+}
+
+fn sides() -> Sides {
+    match std::env::var("FLEXTIME_BENCH_DB_SIDE").as_deref() {
+        Ok("flextime") => Sides::Flextime,
+        Ok("raw") => Sides::Raw,
+        _ => Sides::Both,
+    }
+}
+
+/// Pairs of rounds per backend: `FLEXTIME_BENCH_ROUNDS`, default 3.
+fn rounds() -> usize {
+    std::env::var("FLEXTIME_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_usize)
+        .max(1)
+}
+
+/// The timings of one backend's rounds.
+#[derive(Default)]
+struct Rounds {
+    upsert: Vec<Duration>,
+    feed: Vec<Duration>,
+    bulk: Vec<Duration>,
+}
+
+fn median_of(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Run the pairs: the Adapter into collection `items_<round>`, the raw bulk
+/// method through `bulk(round)` (into a table of its own per round); the
+/// side going first alternates.
+async fn run_rounds<F, Fut>(db: &Arc<dyn Adapter>, data: &[(String, Value)], mut bulk: F) -> Rounds
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let which = sides();
+    let mut out = Rounds::default();
+    for round in 0..rounds() {
+        let collection = format!("items_{round}");
+        let raw_first = round % 2 == 1;
+        if which != Sides::Flextime && raw_first {
+            out.bulk.push(bulk(round).await);
+        }
+        if which != Sides::Raw {
+            let (upsert, feed) = flextime_side(db, &collection, data, which == Sides::Both).await;
+            out.upsert.push(upsert);
+            out.feed.push(feed);
+        }
+        if which != Sides::Flextime && !raw_first {
+            out.bulk.push(bulk(round).await);
+        }
+    }
+    out
+}
+
+fn report(backend: &str, n: usize, rounds: &Rounds, row: Option<Duration>) {
+    if !rounds.upsert.is_empty() {
         println!(
-            "{backend:<9} ratio vs raw bulk (raw/flextime) {:.2}   vs row-by-row {:.2}",
-            bulk.as_secs_f64() / ours.0.as_secs_f64(),
-            row.as_secs_f64() / ours.0.as_secs_f64()
+            "{backend:<9} flextime upsert      {}",
+            rate(n, median_of(&rounds.upsert))
         );
     }
+    if rounds.feed.iter().any(|d| !d.is_zero()) {
+        println!(
+            "{backend:<9} flextime change feed {}",
+            rate(n, median_of(&rounds.feed))
+        );
+    }
+    if let Some(row) = row {
+        println!("{backend:<9} raw row-by-row       {}", rate(n, row));
+    }
+    if !rounds.bulk.is_empty() {
+        println!(
+            "{backend:<9} raw best bulk        {}",
+            rate(n, median_of(&rounds.bulk))
+        );
+    }
+    if rounds.upsert.is_empty() || rounds.bulk.is_empty() {
+        return;
+    }
+    let ours = median_of(&rounds.upsert).as_secs_f64();
+    let paired: Vec<f64> = rounds
+        .upsert
+        .iter()
+        .zip(&rounds.bulk)
+        .map(|(o, b)| b.as_secs_f64() / o.as_secs_f64())
+        .collect();
+    print!(
+        "{backend:<9} ratio vs raw bulk (raw/flextime) {:.2}",
+        median_of(&rounds.bulk).as_secs_f64() / ours
+    );
+    if let Some(row) = row {
+        print!("   vs row-by-row {:.2}", row.as_secs_f64() / ours);
+    }
+    println!();
+    println!(
+        "{backend:<9} paired rounds vs raw bulk: {}",
+        flextime_benches::paired_ratios(&paired)
+    );
 }
 
 /// What the raw side writes per record, like the Adapter's record table.
@@ -124,48 +244,22 @@ fn texts(chunk: &[(String, Value)]) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn sqlite(data: &[(String, Value)]) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let adapter = flextime_db::sqlite::SqliteAdapter::connect(&url, DbOptions::default())
-        .await
-        .unwrap();
-    let pool = adapter.pool().clone();
-    let db: Arc<dyn Adapter> = Arc::new(adapter);
-    let ours = flextime_side(&db, data).await;
-    for table in ["raw_rows", "raw_bulk"] {
-        sqlx::query(&format!(
-            "CREATE TABLE {table} (collection TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, \
-             seq INTEGER NOT NULL, data TEXT, updated_at_us INTEGER NOT NULL, deleted_at_us INTEGER, \
-             PRIMARY KEY (collection, id)) WITHOUT ROWID"
-        ))
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
-    let upsert = " ON CONFLICT (collection, id) DO UPDATE SET version = version + 1, seq = excluded.seq, \
-                  data = excluded.data, updated_at_us = excluded.updated_at_us, deleted_at_us = excluded.deleted_at_us";
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    for chunk in data.chunks(BATCH) {
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for (id, text) in texts(chunk) {
-            seq += 1;
-            sqlx::query(&format!(
-                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){upsert}"
-            ))
-            .bind(id)
-            .bind(seq)
-            .bind(text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    let row = start.elapsed();
+const SQLITE_UPSERT: &str = " ON CONFLICT (collection, id) DO UPDATE SET version = version + 1, seq = excluded.seq, \
+     data = excluded.data, updated_at_us = excluded.updated_at_us, deleted_at_us = excluded.deleted_at_us";
+
+async fn sqlite_table(pool: &sqlx::SqlitePool, table: &str) {
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (collection TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, \
+         seq INTEGER NOT NULL, data TEXT, updated_at_us INTEGER NOT NULL, deleted_at_us INTEGER, \
+         PRIMARY KEY (collection, id)) WITHOUT ROWID"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn sqlite_bulk(pool: &sqlx::SqlitePool, table: &str, data: &[(String, Value)]) -> Duration {
+    sqlite_table(pool, table).await;
     let start = Instant::now();
     let mut seq = 0_i64;
     for chunk in data.chunks(BATCH) {
@@ -174,7 +268,7 @@ async fn sqlite(data: &[(String, Value)]) {
         let mut tx = pool.begin().await.unwrap();
         for part in rows.chunks(500) {
             let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "INSERT INTO raw_bulk ({RAW_COLUMNS}) "
+                "INSERT INTO {table} ({RAW_COLUMNS}) "
             ));
             qb.push_values(part, |mut b, (id, text)| {
                 seq += 1;
@@ -186,52 +280,85 @@ async fn sqlite(data: &[(String, Value)]) {
                     .push_bind(now)
                     .push_bind(None::<i64>);
             });
-            qb.push(upsert);
+            qb.push(SQLITE_UPSERT);
             qb.build().execute(&mut *tx).await.unwrap();
         }
         tx.commit().await.unwrap();
     }
-    let bulk = start.elapsed();
-    report("sqlite", data.len(), ours, Some((row, bulk)));
+    start.elapsed()
 }
 
-async fn postgres(url: &str, data: &[(String, Value)]) {
-    let schema = flextime_testkit::unique_name("ftbench");
-    let options = DbOptions {
-        schema: Some(schema.clone()),
-        pool: PoolOptions {
-            max_connections: 4,
-            ..PoolOptions::default()
-        },
-        ..DbOptions::default()
-    };
-    let adapter = flextime_db::postgres::PostgresAdapter::connect(url, options)
+async fn sqlite_rows(pool: &sqlx::SqlitePool, data: &[(String, Value)]) -> Duration {
+    sqlite_table(pool, "raw_rows").await;
+    let start = Instant::now();
+    let mut seq = 0_i64;
+    for chunk in data.chunks(BATCH) {
+        let now = now_us();
+        let mut tx = pool.begin().await.unwrap();
+        for (id, text) in texts(chunk) {
+            seq += 1;
+            sqlx::query(&format!(
+                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){SQLITE_UPSERT}"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    start.elapsed()
+}
+
+async fn sqlite(data: &[(String, Value)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let adapter = flextime_db::sqlite::SqliteAdapter::connect(&url, DbOptions::default())
         .await
         .unwrap();
     let pool = adapter.pool().clone();
     let db: Arc<dyn Adapter> = Arc::new(adapter);
-    let ours = flextime_side(&db, data).await;
-    for table in ["raw_rows", "raw_bulk", "raw_copy"] {
-        sqlx::query(&format!(
-            "CREATE TABLE {table} (collection TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL, \
-             seq BIGINT NOT NULL, data JSONB, updated_at_us BIGINT NOT NULL, deleted_at_us BIGINT, \
-             PRIMARY KEY (collection, id))"
-        ))
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
-    let upsert = |table: &str| {
-        format!(
-            " ON CONFLICT (collection, id) DO UPDATE SET version = {table}.version + 1, seq = EXCLUDED.seq, \
-             data = EXCLUDED.data, updated_at_us = EXCLUDED.updated_at_us, deleted_at_us = EXCLUDED.deleted_at_us"
-        )
+    let rounds = run_rounds(&db, data, |round| {
+        let pool = pool.clone();
+        async move { sqlite_bulk(&pool, &format!("raw_bulk_{round}"), data).await }
+    })
+    .await;
+    let row = if sides() == Sides::Both {
+        Some(sqlite_rows(&pool, data).await)
+    } else {
+        None
     };
+    report("sqlite", data.len(), &rounds, row);
+}
+
+fn pg_upsert(table: &str) -> String {
+    format!(
+        " ON CONFLICT (collection, id) DO UPDATE SET version = {table}.version + 1, seq = EXCLUDED.seq, \
+         data = EXCLUDED.data, updated_at_us = EXCLUDED.updated_at_us, deleted_at_us = EXCLUDED.deleted_at_us"
+    )
+}
+
+async fn pg_table(pool: &sqlx::PgPool, table: &str) {
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (collection TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL, \
+         seq BIGINT NOT NULL, data JSONB, updated_at_us BIGINT NOT NULL, deleted_at_us BIGINT, \
+         PRIMARY KEY (collection, id))"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn pg_rows(pool: &sqlx::PgPool, data: &[(String, Value)]) -> Duration {
+    pg_table(pool, "raw_rows").await;
     let start = Instant::now();
     let mut seq = 0_i64;
     let row_sql = format!(
         "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', $1, 1, $2, $3::jsonb, $4, NULL){}",
-        upsert("raw_rows")
+        pg_upsert("raw_rows")
     );
     for chunk in data.chunks(BATCH) {
         let now = now_us();
@@ -249,13 +376,17 @@ async fn postgres(url: &str, data: &[(String, Value)]) {
         }
         tx.commit().await.unwrap();
     }
-    let row = start.elapsed();
+    start.elapsed()
+}
+
+async fn pg_unnest(pool: &sqlx::PgPool, table: &str, data: &[(String, Value)]) -> Duration {
+    pg_table(pool, table).await;
     let start = Instant::now();
     let mut seq = 0_i64;
     let unnest_sql = format!(
-        "INSERT INTO raw_bulk ({RAW_COLUMNS}) SELECT 'items', u.id, 1, u.seq, u.data::jsonb, $4, NULL \
+        "INSERT INTO {table} ({RAW_COLUMNS}) SELECT 'items', u.id, 1, u.seq, u.data::jsonb, $4, NULL \
          FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(id, data, seq){}",
-        upsert("raw_bulk")
+        pg_upsert(table)
     );
     for chunk in data.chunks(BATCH) {
         let (ids, docs): (Vec<String>, Vec<String>) = texts(chunk).into_iter().unzip();
@@ -276,18 +407,22 @@ async fn postgres(url: &str, data: &[(String, Value)]) {
             .unwrap();
         tx.commit().await.unwrap();
     }
-    let unnest = start.elapsed();
-    // COPY cannot upsert: copy into a staging table, then upsert from it.
+    start.elapsed()
+}
+
+/// COPY cannot upsert: copy into a staging table, then upsert from it.
+async fn pg_copy(pool: &sqlx::PgPool, table: &str, data: &[(String, Value)]) -> Duration {
+    pg_table(pool, table).await;
     let start = Instant::now();
     let mut seq = 0_i64;
     let copy_sql = format!(
-        "INSERT INTO raw_copy ({RAW_COLUMNS}) SELECT 'items', s.id, 1, s.seq, s.data::jsonb, $1, NULL \
+        "INSERT INTO {table} ({RAW_COLUMNS}) SELECT 'items', s.id, 1, s.seq, s.data::jsonb, $1, NULL \
          FROM raw_stage s{}",
-        upsert("raw_copy")
+        pg_upsert(table)
     );
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query(
-        "CREATE TEMP TABLE raw_stage (id TEXT, data TEXT, seq BIGINT) ON COMMIT DELETE ROWS",
+        "CREATE TEMP TABLE IF NOT EXISTS raw_stage (id TEXT, data TEXT, seq BIGINT) ON COMMIT DELETE ROWS",
     )
     .execute(&mut *conn)
     .await
@@ -319,19 +454,128 @@ async fn postgres(url: &str, data: &[(String, Value)]) {
             .unwrap();
         tx.commit().await.unwrap();
     }
-    drop(conn);
-    let copy = start.elapsed();
-    println!(
-        "postgres  raw UNNEST           {}",
-        rate(data.len(), unnest)
-    );
-    println!("postgres  raw COPY + upsert    {}", rate(data.len(), copy));
-    let bulk = unnest.min(copy);
-    report("postgres", data.len(), ours, Some((row, bulk)));
+    start.elapsed()
+}
+
+async fn postgres(url: &str, data: &[(String, Value)]) {
+    let schema = flextime_testkit::unique_name("ftbench");
+    let options = DbOptions {
+        schema: Some(schema.clone()),
+        pool: PoolOptions {
+            max_connections: 4,
+            ..PoolOptions::default()
+        },
+        ..DbOptions::default()
+    };
+    let adapter = flextime_db::postgres::PostgresAdapter::connect(url, options)
+        .await
+        .unwrap();
+    let pool = adapter.pool().clone();
+    let db: Arc<dyn Adapter> = Arc::new(adapter);
+    // The raw bulk side of a round: UNNEST and COPY, the faster counting.
+    let (unnest, copy) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
+    let rounds = run_rounds(&db, data, |round| {
+        let pool = pool.clone();
+        let (u, c) = (&unnest, &copy);
+        async move {
+            let a = pg_unnest(&pool, &format!("raw_unnest_{round}"), data).await;
+            let b = pg_copy(&pool, &format!("raw_copy_{round}"), data).await;
+            u.borrow_mut().push(a);
+            c.borrow_mut().push(b);
+            a.min(b)
+        }
+    })
+    .await;
+    let (unnest, copy) = (unnest.into_inner(), copy.into_inner());
+    if !unnest.is_empty() {
+        println!(
+            "postgres  raw UNNEST           {}",
+            rate(data.len(), median_of(&unnest))
+        );
+        println!(
+            "postgres  raw COPY + upsert    {}",
+            rate(data.len(), median_of(&copy))
+        );
+    }
+    let row = if sides() == Sides::Both {
+        Some(pg_rows(&pool, data).await)
+    } else {
+        None
+    };
+    report("postgres", data.len(), &rounds, row);
     // schema name from unique_name: [a-z0-9_]
     let _ = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .execute(&pool)
         .await;
+}
+
+const MYSQL_UPSERT: &str = " ON DUPLICATE KEY UPDATE version = version + 1, seq = VALUES(seq), data = VALUES(data), \
+     updated_at_us = VALUES(updated_at_us), deleted_at_us = VALUES(deleted_at_us)";
+
+async fn mysql_table(pool: &sqlx::MySqlPool, table: &str) {
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (collection VARCHAR(128) NOT NULL, id VARCHAR(255) NOT NULL, \
+         version BIGINT NOT NULL, seq BIGINT NOT NULL, data LONGTEXT, updated_at_us BIGINT NOT NULL, \
+         deleted_at_us BIGINT, PRIMARY KEY (collection, id)) ENGINE = InnoDB"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn mysql_rows(pool: &sqlx::MySqlPool, data: &[(String, Value)]) -> Duration {
+    mysql_table(pool, "raw_rows").await;
+    let start = Instant::now();
+    let mut seq = 0_i64;
+    for chunk in data.chunks(BATCH) {
+        let now = now_us();
+        let mut tx = pool.begin().await.unwrap();
+        for (id, text) in texts(chunk) {
+            seq += 1;
+            sqlx::query(&format!(
+                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){MYSQL_UPSERT}"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    start.elapsed()
+}
+
+async fn mysql_bulk(pool: &sqlx::MySqlPool, table: &str, data: &[(String, Value)]) -> Duration {
+    mysql_table(pool, table).await;
+    let start = Instant::now();
+    let mut seq = 0_i64;
+    for chunk in data.chunks(BATCH) {
+        let rows = texts(chunk);
+        let now = now_us();
+        let mut tx = pool.begin().await.unwrap();
+        for part in rows.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<sqlx::MySql>::new(format!(
+                "INSERT INTO {table} ({RAW_COLUMNS}) "
+            ));
+            qb.push_values(part, |mut b, (id, text)| {
+                seq += 1;
+                b.push_bind("items")
+                    .push_bind(id)
+                    .push_bind(1_i64)
+                    .push_bind(seq)
+                    .push_bind(text)
+                    .push_bind(now)
+                    .push_bind(None::<i64>);
+            });
+            qb.push(MYSQL_UPSERT);
+            qb.build().execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    start.elapsed()
 }
 
 async fn mysql(url: &str, data: &[(String, Value)]) {
@@ -349,67 +593,17 @@ async fn mysql(url: &str, data: &[(String, Value)]) {
         .unwrap();
     let pool = adapter.pool().clone();
     let db: Arc<dyn Adapter> = Arc::new(adapter);
-    let ours = flextime_side(&db, data).await;
-    for table in ["raw_rows", "raw_bulk"] {
-        sqlx::query(&format!(
-            "CREATE TABLE {table} (collection VARCHAR(128) NOT NULL, id VARCHAR(255) NOT NULL, \
-             version BIGINT NOT NULL, seq BIGINT NOT NULL, data LONGTEXT, updated_at_us BIGINT NOT NULL, \
-             deleted_at_us BIGINT, PRIMARY KEY (collection, id)) ENGINE = InnoDB"
-        ))
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
-    let upsert = " ON DUPLICATE KEY UPDATE version = version + 1, seq = VALUES(seq), data = VALUES(data), \
-                  updated_at_us = VALUES(updated_at_us), deleted_at_us = VALUES(deleted_at_us)";
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    for chunk in data.chunks(BATCH) {
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for (id, text) in texts(chunk) {
-            seq += 1;
-            sqlx::query(&format!(
-                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){upsert}"
-            ))
-            .bind(id)
-            .bind(seq)
-            .bind(text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    let row = start.elapsed();
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    for chunk in data.chunks(BATCH) {
-        let rows = texts(chunk);
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for part in rows.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<sqlx::MySql>::new(format!(
-                "INSERT INTO raw_bulk ({RAW_COLUMNS}) "
-            ));
-            qb.push_values(part, |mut b, (id, text)| {
-                seq += 1;
-                b.push_bind("items")
-                    .push_bind(id)
-                    .push_bind(1_i64)
-                    .push_bind(seq)
-                    .push_bind(text)
-                    .push_bind(now)
-                    .push_bind(None::<i64>);
-            });
-            qb.push(upsert);
-            qb.build().execute(&mut *tx).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    let bulk = start.elapsed();
-    report("mysql", data.len(), ours, Some((row, bulk)));
+    let rounds = run_rounds(&db, data, |round| {
+        let pool = pool.clone();
+        async move { mysql_bulk(&pool, &format!("raw_bulk_{round}"), data).await }
+    })
+    .await;
+    let row = if sides() == Sides::Both {
+        Some(mysql_rows(&pool, data).await)
+    } else {
+        None
+    };
+    report("mysql", data.len(), &rounds, row);
     let _ = sqlx::query(&format!("DROP DATABASE `{name}`"))
         .execute(&mut admin)
         .await;
@@ -426,8 +620,13 @@ async fn redis(url: &str, data: &[(String, Value)]) {
             .await
             .unwrap(),
     );
-    let ours = flextime_side(&db, data).await;
-    report("redis", data.len(), ours, None);
+    let (upsert, feed) = flextime_side(&db, "items", data, true).await;
+    let rounds = Rounds {
+        upsert: vec![upsert],
+        feed: vec![feed],
+        bulk: Vec::new(),
+    };
+    report("redis", data.len(), &rounds, None);
     // Drop every key under the run's prefix.
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -468,8 +667,13 @@ async fn mongodb(url: &str, data: &[(String, Value)]) {
             .await
             .unwrap(),
     );
-    let ours = flextime_side(&db, data).await;
-    report("mongodb", data.len(), ours, None);
+    let (upsert, feed) = flextime_side(&db, "items", data, true).await;
+    let rounds = Rounds {
+        upsert: vec![upsert],
+        feed: vec![feed],
+        bulk: Vec::new(),
+    };
+    report("mongodb", data.len(), &rounds, None);
     let client = mongodb::Client::with_uri_str(url).await.unwrap();
     let _ = client.database(&name).drop().await;
 }

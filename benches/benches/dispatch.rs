@@ -9,9 +9,11 @@
 //! per run). `FLEXTIME_BENCH_DISPATCH_N` overrides the deliveries per round
 //! (default 20,000); `FLEXTIME_BENCH_DISPATCH_CONCURRENCY` the requests in
 //! flight (default 32); `FLEXTIME_BENCH_ROUNDS` the rounds per side (default
-//! 3). Each plain round is followed by a Flextime one; besides the ratio of
-//! the medians the median of those paired ratios is printed (it cancels a
-//! machine whose speed drifts between rounds).
+//! 3). The rounds run in pairs, plain then Flextime, then Flextime then
+//! plain, and so on (so neither side always runs on what the other left
+//! behind); besides the ratio of the medians the median of the pairs'
+//! ratios is printed (it cancels a machine whose speed drifts between
+//! rounds).
 //!
 //! `FLEXTIME_BENCH_DISPATCH_ONLY=plain` (or `flextime`) runs one side of
 //! the in-memory comparison once and nothing else: for counting instructions
@@ -157,6 +159,10 @@ async fn flextime(
         notify.notified().await;
     }
     let elapsed = start.elapsed();
+    // Stopped and freed here, outside the clock but inside this side's CPU
+    // count: dropped instead, its workers would wind down during the next
+    // round, on the other side's time.
+    dispatcher.shutdown().await;
     let retried = retried.load(Ordering::Relaxed);
     if retried > 0 {
         println!(
@@ -207,15 +213,24 @@ async fn compare(
     let mut ours = Vec::new();
     let mut raw = Vec::new();
     let (mut ours_cpu, mut raw_cpu) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..rounds {
-        let cpu = cpu_time();
-        raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
-        let between = cpu_time();
-        raw_cpu += between.saturating_sub(cpu);
+    for round in 0..rounds {
+        // The side going first alternates (plain first in even rounds), so
+        // neither always runs on what the other left behind.
+        let plain_first = round % 2 == 0;
+        if plain_first {
+            let cpu = cpu_time();
+            raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
+            raw_cpu += cpu_time().saturating_sub(cpu);
+        }
         let store = store().await;
         let cpu = cpu_time();
         ours.push(per_sec(n, flextime(url, store, &events, concurrency).await));
         ours_cpu += cpu_time().saturating_sub(cpu);
+        if !plain_first {
+            let cpu = cpu_time();
+            raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
+            raw_cpu += cpu_time().saturating_sub(cpu);
+        }
     }
     let paired: Vec<f64> = ours.iter().zip(&raw).map(|(o, r)| o / r).collect();
     let (o, r) = (median(ours), median(raw));

@@ -4,10 +4,12 @@
 //! one message's round trip (send, receive, ack). Backends whose
 //! `FLEXTIME_TEST_*_URL` is unset are skipped. `FLEXTIME_BENCH_MESSAGES`
 //! sets the messages per round (default 2000), `FLEXTIME_BENCH_ROUNDS`
-//! the rounds per side (default 3; each Flextime round is followed by a raw
-//! one, and the median of those paired ratios is printed too: it cancels a
-//! machine whose speed drifts between rounds); `FLEXTIME_BENCH_ONLY`
-//! (`redis,kafka`, ...) picks backends. Both Kafka sides fetch with
+//! the rounds per side (default 3; the rounds run in pairs, Flextime then
+//! raw, then raw then Flextime, and so on, and the median of the pairs'
+//! ratios is printed too: it cancels a machine whose speed drifts between
+//! rounds); `FLEXTIME_BENCH_ONLY` (`redis,kafka`, ...) picks backends;
+//! `FLEXTIME_BENCH_QUEUES_SIDE=flextime` (or `raw`) runs one side alone, for
+//! profiling it under `perf`. Both Kafka sides fetch with
 //! `fetch.wait.max.ms=10` and take 30 latency samples (tansu answers an empty
 //! fetch only after the wait).
 #![allow(clippy::cast_precision_loss, clippy::items_after_statements)] // rates; local helpers
@@ -548,9 +550,38 @@ where
 {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
-    for _ in 0..rounds() {
+    match std::env::var("FLEXTIME_BENCH_QUEUES_SIDE").as_deref() {
+        Ok("flextime") => {
+            for _ in 0..rounds() {
+                ours.push(flextime(&broker, n, samples).await);
+            }
+            line(name, combine(&ours), None);
+            return;
+        }
+        Ok("raw") => {
+            for _ in 0..rounds() {
+                theirs.push(raw().await);
+            }
+            let raw = combine(&theirs);
+            println!(
+                "queues/{name:<9} raw {:>8.0} msg/s p99 {:>7.2} ms",
+                raw.msgs_per_s,
+                raw.p99.as_secs_f64() * 1e3
+            );
+            return;
+        }
+        _ => {}
+    }
+    for round in 0..rounds() {
+        // The side going first alternates, so neither always runs on the
+        // broker state the other left behind.
+        if round % 2 == 1 {
+            theirs.push(raw().await);
+        }
         ours.push(flextime(&broker, n, samples).await);
-        theirs.push(raw().await);
+        if round % 2 == 0 {
+            theirs.push(raw().await);
+        }
     }
     line(name, combine(&ours), Some(combine(&theirs)));
     let paired: Vec<f64> = ours

@@ -818,3 +818,51 @@ async fn an_invalid_event_is_refused_whole_for_every_body_mode() {
     }
     assert!(rx_http.drain().is_empty(), "nothing was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_stopped_with_the_delivery_in_flight_still_pending() {
+    let mut rx_http = TestReceiver::start().await;
+    rx_http.set_default(Reply::Hang);
+    let store = Arc::new(flextime_webhooks::dispatch::MemoryStore::default());
+    let d = Dispatcher::builder()
+        .config(config(&[0, 1000]))
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    d.add_endpoint(Endpoint::new("ep", &rx_http.url).with_secret(SECRET))
+        .await
+        .unwrap();
+    let r = d.send(&event("a.b", 1)).await.unwrap();
+    // The attempt is in flight: the receiver holds the request unanswered.
+    assert_eq!(rx_http.next().await.webhook_id(), r.message_id);
+    d.shutdown().await;
+    // Every worker has ended and the dispatcher's state is freed: the test
+    // holds the only reference to the store left.
+    assert_eq!(Arc::strong_count(&store), 1);
+    // The abandoned attempt left the delivery pending, and a dispatcher
+    // started on the same store makes it again.
+    rx_http.set_default(Reply::status(200));
+    let (tx, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+    let again = Dispatcher::builder()
+        .config(config(&[0, 1000]))
+        .store(store)
+        .on_event(move |e| {
+            if let DispatcherEvent::Finished(o) = e {
+                let _ = tx.send(o.clone());
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(again.resumed(), 1);
+    assert_eq!(rx_http.next().await.webhook_id(), r.message_id);
+    let o = tokio::time::timeout(Duration::from_secs(20), outcomes.recv())
+        .await
+        .expect("an outcome within 20 s")
+        .unwrap();
+    assert_eq!(
+        (o.status, o.delivery_id.as_str()),
+        (DeliveryStatus::Delivered, r.deliveries[0].as_str())
+    );
+}

@@ -1087,6 +1087,30 @@ impl Dispatcher {
         }
     }
 
+    /// Stop, and return once stopped: no attempt starts after this is
+    /// called, attempts in flight are abandoned (their deliveries stay
+    /// pending in the store, and a dispatcher started later on it makes
+    /// them again: at least once, never lost), the workers have ended and
+    /// every final outcome already handed to the store is committed. The
+    /// dispatcher's state is freed before this returns. Dropping a
+    /// `Dispatcher` stops it too, but its workers wind down in the
+    /// background afterwards.
+    pub async fn shutdown(mut self) {
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        let workers = std::mem::take(&mut self.workers);
+        for w in &workers {
+            w.abort();
+        }
+        for w in workers {
+            // Cancelled (the expected end) or finished: either way stopped.
+            let _ = w.await;
+        }
+        // Outcomes committed in the background (group-committing stores)
+        // hold a permit each until their commit is done.
+        let all = u32::try_from(UNCOMMITTED_FINALS).unwrap_or(u32::MAX);
+        let _ = self.inner.uncommitted.acquire_many(all).await;
+    }
+
     /// Pending deliveries loaded from the store at start.
     pub fn resumed(&self) -> usize {
         self.resumed
