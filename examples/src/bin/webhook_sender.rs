@@ -317,5 +317,7 @@ async fn main() -> ExitCode {
             None => return fail("the dispatcher stopped"),
         }
     }
+    // Every outcome is final and committed; stop the workers before exiting.
+    dispatcher.shutdown().await;
     ExitCode::SUCCESS
 }
