@@ -620,7 +620,12 @@ async fn main() {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
 
     if wanted("memory") {
-        let memory = flextime_queues::connect("memory://").await.expect("memory");
+        // A round sends all its messages before consuming them: the
+        // broker's bound (default 10,000) must hold them, or send waits for
+        // a consumer that has not started.
+        let memory = flextime_queues::connect(&format!("memory://?capacity={}", n + 1))
+            .await
+            .expect("memory");
         let mut ours = Vec::new();
         for _ in 0..rounds() {
             ours.push(flextime(&memory, n, LATENCY_SAMPLES).await);
