@@ -258,60 +258,90 @@ async fn sqlite_table(pool: &sqlx::SqlitePool, table: &str) {
     .unwrap();
 }
 
-async fn sqlite_bulk(pool: &sqlx::SqlitePool, table: &str, data: &[(String, Value)]) -> Duration {
-    sqlite_table(pool, table).await;
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    for chunk in data.chunks(BATCH) {
-        let rows = texts(chunk);
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for part in rows.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "INSERT INTO {table} ({RAW_COLUMNS}) "
-            ));
-            qb.push_values(part, |mut b, (id, text)| {
-                seq += 1;
-                b.push_bind("items")
-                    .push_bind(id)
-                    .push_bind(1_i64)
-                    .push_bind(seq)
-                    .push_bind(text)
-                    .push_bind(now)
-                    .push_bind(None::<i64>);
-            });
-            qb.push(SQLITE_UPSERT);
-            qb.build().execute(&mut *tx).await.unwrap();
+/// Raw row by row: `$sql` (an upsert of one row into `raw_rows`, binding
+/// id, seq, JSON text and time) once per row, one transaction per 1,000.
+macro_rules! raw_rows {
+    ($db:ty, $table:ident, $sql:expr, $rows:ident) => {
+        async fn $rows(pool: &sqlx::Pool<$db>, data: &[(String, Value)]) -> Duration {
+            $table(pool, "raw_rows").await;
+            let start = Instant::now();
+            let mut seq = 0_i64;
+            let sql = $sql;
+            for chunk in data.chunks(BATCH) {
+                let now = now_us();
+                let mut tx = pool.begin().await.unwrap();
+                for (id, text) in texts(chunk) {
+                    seq += 1;
+                    sqlx::query(&sql)
+                        .bind(id)
+                        .bind(seq)
+                        .bind(text)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+            start.elapsed()
         }
-        tx.commit().await.unwrap();
-    }
-    start.elapsed()
+    };
 }
 
-async fn sqlite_rows(pool: &sqlx::SqlitePool, data: &[(String, Value)]) -> Duration {
-    sqlite_table(pool, "raw_rows").await;
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    for chunk in data.chunks(BATCH) {
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for (id, text) in texts(chunk) {
-            seq += 1;
-            sqlx::query(&format!(
-                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){SQLITE_UPSERT}"
-            ))
-            .bind(id)
-            .bind(seq)
-            .bind(text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+/// The raw sides of a backend whose multi-row `INSERT` is the best bulk
+/// method (SQLite, MySQL): `$bulk` upserts through multi-row `INSERT`s of
+/// 500 rows, `$rows` one `INSERT` per row; one transaction per 1,000 rows.
+macro_rules! raw_insert_sides {
+    ($db:ty, $table:ident, $upsert:expr, $bulk:ident, $rows:ident) => {
+        async fn $bulk(pool: &sqlx::Pool<$db>, table: &str, data: &[(String, Value)]) -> Duration {
+            $table(pool, table).await;
+            let start = Instant::now();
+            let mut seq = 0_i64;
+            for chunk in data.chunks(BATCH) {
+                let rows = texts(chunk);
+                let now = now_us();
+                let mut tx = pool.begin().await.unwrap();
+                for part in rows.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO {table} ({RAW_COLUMNS}) "
+                    ));
+                    qb.push_values(part, |mut b, (id, text)| {
+                        seq += 1;
+                        b.push_bind("items")
+                            .push_bind(id)
+                            .push_bind(1_i64)
+                            .push_bind(seq)
+                            .push_bind(text)
+                            .push_bind(now)
+                            .push_bind(None::<i64>);
+                    });
+                    qb.push($upsert);
+                    qb.build().execute(&mut *tx).await.unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+            start.elapsed()
         }
-        tx.commit().await.unwrap();
-    }
-    start.elapsed()
+
+        raw_rows!(
+            $db,
+            $table,
+            format!(
+                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){}",
+                $upsert
+            ),
+            $rows
+        );
+    };
 }
+
+raw_insert_sides!(
+    sqlx::Sqlite,
+    sqlite_table,
+    SQLITE_UPSERT,
+    sqlite_bulk,
+    sqlite_rows
+);
 
 async fn sqlite(data: &[(String, Value)]) {
     let dir = tempfile::tempdir().unwrap();
@@ -352,32 +382,15 @@ async fn pg_table(pool: &sqlx::PgPool, table: &str) {
     .unwrap();
 }
 
-async fn pg_rows(pool: &sqlx::PgPool, data: &[(String, Value)]) -> Duration {
-    pg_table(pool, "raw_rows").await;
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    let row_sql = format!(
+raw_rows!(
+    sqlx::Postgres,
+    pg_table,
+    format!(
         "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', $1, 1, $2, $3::jsonb, $4, NULL){}",
         pg_upsert("raw_rows")
-    );
-    for chunk in data.chunks(BATCH) {
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for (id, text) in texts(chunk) {
-            seq += 1;
-            sqlx::query(&row_sql)
-                .bind(id)
-                .bind(seq)
-                .bind(text)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    start.elapsed()
-}
+    ),
+    pg_rows
+);
 
 async fn pg_unnest(pool: &sqlx::PgPool, table: &str, data: &[(String, Value)]) -> Duration {
     pg_table(pool, table).await;
@@ -523,60 +536,13 @@ async fn mysql_table(pool: &sqlx::MySqlPool, table: &str) {
     .unwrap();
 }
 
-async fn mysql_rows(pool: &sqlx::MySqlPool, data: &[(String, Value)]) -> Duration {
-    mysql_table(pool, "raw_rows").await;
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    for chunk in data.chunks(BATCH) {
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for (id, text) in texts(chunk) {
-            seq += 1;
-            sqlx::query(&format!(
-                "INSERT INTO raw_rows ({RAW_COLUMNS}) VALUES ('items', ?, 1, ?, ?, ?, NULL){MYSQL_UPSERT}"
-            ))
-            .bind(id)
-            .bind(seq)
-            .bind(text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    start.elapsed()
-}
-
-async fn mysql_bulk(pool: &sqlx::MySqlPool, table: &str, data: &[(String, Value)]) -> Duration {
-    mysql_table(pool, table).await;
-    let start = Instant::now();
-    let mut seq = 0_i64;
-    for chunk in data.chunks(BATCH) {
-        let rows = texts(chunk);
-        let now = now_us();
-        let mut tx = pool.begin().await.unwrap();
-        for part in rows.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<sqlx::MySql>::new(format!(
-                "INSERT INTO {table} ({RAW_COLUMNS}) "
-            ));
-            qb.push_values(part, |mut b, (id, text)| {
-                seq += 1;
-                b.push_bind("items")
-                    .push_bind(id)
-                    .push_bind(1_i64)
-                    .push_bind(seq)
-                    .push_bind(text)
-                    .push_bind(now)
-                    .push_bind(None::<i64>);
-            });
-            qb.push(MYSQL_UPSERT);
-            qb.build().execute(&mut *tx).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    start.elapsed()
-}
+raw_insert_sides!(
+    sqlx::MySql,
+    mysql_table,
+    MYSQL_UPSERT,
+    mysql_bulk,
+    mysql_rows
+);
 
 async fn mysql(url: &str, data: &[(String, Value)]) {
     use sqlx::Connection;
