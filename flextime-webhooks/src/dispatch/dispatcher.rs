@@ -1091,7 +1091,9 @@ impl Dispatcher {
     /// called, attempts in flight are abandoned (their deliveries stay
     /// pending in the store, and a dispatcher started later on it makes
     /// them again: at least once, never lost), the workers have ended and
-    /// every final outcome already handed to the store is committed. The
+    /// every final outcome already handed to the store is committed (or
+    /// its commit has failed and been logged: a store that cannot be
+    /// reached holds this up for as long as its own timeouts allow). The
     /// dispatcher's state is freed before this returns. Dropping a
     /// `Dispatcher` stops it too, but its workers wind down in the
     /// background afterwards.
