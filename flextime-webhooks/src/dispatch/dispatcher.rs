@@ -941,7 +941,7 @@ impl Inner {
                 let due = add(finished, delay);
                 record.next_attempt_at = Some(due);
                 let id = record.id.clone();
-                if let Err(e) = self.store.save_deliveries(vec![record.clone()]).await {
+                if let Err(e) = self.store.save_delivery(record.clone()).await {
                     tracing::warn!(delivery = %id, error = %e, "could not record an attempt");
                 }
                 {
@@ -989,7 +989,7 @@ impl Inner {
             async move {
                 let outcome = (ours && this.observed()).then(|| Outcome::of(&record));
                 let id = record.id.clone();
-                if let Err(e) = this.store.save_deliveries(vec![record]).await {
+                if let Err(e) = this.store.save_delivery(record).await {
                     tracing::warn!(delivery = %id, error = %e, "could not record a final outcome");
                 }
                 if let Some(outcome) = outcome {

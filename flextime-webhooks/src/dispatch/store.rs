@@ -140,6 +140,11 @@ impl DeliveryRecord {
 
     pub(crate) fn push_attempt(&mut self, attempt: Attempt) {
         self.attempt_count = attempt.attempt;
+        // Most deliveries take one attempt: room for exactly one at first
+        // (a first push would make room for four), doubling after that.
+        if self.attempts.capacity() == 0 {
+            self.attempts.reserve_exact(1);
+        }
         self.attempts.push(attempt);
         let excess = self.attempts.len().saturating_sub(ATTEMPTS_KEPT);
         self.attempts.drain(..excess);
@@ -353,6 +358,11 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     async fn endpoints(&self) -> Result<Vec<Endpoint>>;
     /// Create or replace deliveries (one atomic batch where the backend can).
     async fn save_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> Result<()>;
+    /// Create or replace one delivery (the dispatcher's per-attempt write).
+    /// The default calls [`DeliveryStore::save_deliveries`] with it alone.
+    async fn save_delivery(&self, delivery: DeliveryRecord) -> Result<()> {
+        self.save_deliveries(vec![delivery]).await
+    }
     /// The deliveries among `ids` that exist.
     async fn get_deliveries(&self, ids: &[String]) -> Result<Vec<DeliveryRecord>>;
     /// The deliveries matching `query`, oldest first.
@@ -398,6 +408,36 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, MemoryInner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Drop the oldest finished deliveries beyond `max_finished`.
+    fn evict(&self, inner: &mut MemoryInner) {
+        while inner.finished.len() > self.max_finished {
+            if let Some(id) = inner.finished.pop_front()
+                && inner
+                    .deliveries
+                    .get(&id)
+                    .is_some_and(|d| d.status.is_final())
+            {
+                inner.deliveries.remove(&id);
+            }
+        }
+    }
+}
+
+impl MemoryInner {
+    /// Create or replace one delivery.
+    fn put(&mut self, d: DeliveryRecord) {
+        if d.status.is_final() {
+            self.finished.push_back(d.id.clone());
+        }
+        // An update (the common case) replaces in place, keeping the key.
+        match self.deliveries.get_mut(&d.id) {
+            Some(slot) => *slot = d,
+            None => {
+                self.deliveries.insert(d.id.clone(), d);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -422,27 +462,16 @@ impl DeliveryStore for MemoryStore {
     async fn save_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> Result<()> {
         let mut inner = self.lock();
         for d in deliveries {
-            if d.status.is_final() {
-                inner.finished.push_back(d.id.clone());
-            }
-            // An update (the common case) replaces in place, keeping the key.
-            match inner.deliveries.get_mut(&d.id) {
-                Some(slot) => *slot = d,
-                None => {
-                    inner.deliveries.insert(d.id.clone(), d);
-                }
-            }
+            inner.put(d);
         }
-        while inner.finished.len() > self.max_finished {
-            if let Some(id) = inner.finished.pop_front()
-                && inner
-                    .deliveries
-                    .get(&id)
-                    .is_some_and(|d| d.status.is_final())
-            {
-                inner.deliveries.remove(&id);
-            }
-        }
+        self.evict(&mut inner);
+        Ok(())
+    }
+
+    async fn save_delivery(&self, delivery: DeliveryRecord) -> Result<()> {
+        let mut inner = self.lock();
+        inner.put(delivery);
+        self.evict(&mut inner);
         Ok(())
     }
 
@@ -511,5 +540,83 @@ mod shared_text_tests {
         let back: SharedText = serde_json::from_reader(json.as_bytes()).unwrap();
         assert_eq!(back, text);
         assert!(serde_json::from_str::<SharedText>("12").is_err());
+    }
+}
+
+#[cfg(test)]
+mod memory_store_tests {
+    use super::{DeliveryRecord, DeliveryStatus, DeliveryStore, MemoryStore};
+
+    fn record(id: &str, status: DeliveryStatus) -> DeliveryRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "message_id": "msg", "endpoint_id": "ep",
+            "event_id": "evt", "event_type": "booking.created", "body": "{}",
+            "content_type": "application/json", "status": status,
+            "created_at": chrono::Utc::now(),
+        }))
+        .unwrap()
+    }
+
+    async fn ids(store: &MemoryStore) -> Vec<String> {
+        let mut ids: Vec<String> = store
+            .scan(&super::DeliveryQuery::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_first_attempt_takes_room_for_one_and_later_ones_grow_it() {
+        let attempt = |n| super::Attempt {
+            attempt: n,
+            at: chrono::Utc::now(),
+            status: Some(200),
+            latency_ms: 1,
+            response_body: String::new(),
+            error_kind: None,
+            error: None,
+        };
+        let mut d = record("a", DeliveryStatus::Pending);
+        d.push_attempt(attempt(1));
+        assert_eq!(d.attempts.capacity(), 1);
+        d.push_attempt(attempt(2));
+        assert_eq!(
+            (d.attempts.len(), d.attempt_count, d.attempts[1].attempt),
+            (2, 2, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn one_or_many_at_a_time_the_oldest_finished_go_first_and_pending_stay() {
+        let store = MemoryStore::new(2);
+        store
+            .save_deliveries(vec![
+                record("a", DeliveryStatus::Pending),
+                record("b", DeliveryStatus::Delivered),
+            ])
+            .await
+            .unwrap();
+        store
+            .save_delivery(record("c", DeliveryStatus::Exhausted))
+            .await
+            .unwrap();
+        // An update of a pending delivery replaces it in place.
+        store
+            .save_delivery(record("a", DeliveryStatus::Delivered))
+            .await
+            .unwrap();
+        // Three finished, room for two: the oldest finished one (b) went.
+        assert_eq!(ids(&store).await, ["a", "c"]);
+        let a = store.get_deliveries(&["a".to_owned()]).await.unwrap();
+        assert_eq!(a[0].status, DeliveryStatus::Delivered);
+        store
+            .save_delivery(record("d", DeliveryStatus::Pending))
+            .await
+            .unwrap();
+        assert_eq!(ids(&store).await, ["a", "c", "d"]);
     }
 }
