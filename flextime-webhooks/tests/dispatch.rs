@@ -866,3 +866,49 @@ async fn shutdown_returns_stopped_with_the_delivery_in_flight_still_pending() {
         (DeliveryStatus::Delivered, r.deliveries[0].as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_within_lets_the_attempt_in_flight_finish_and_records_it() {
+    // A receiver that answers 200 only once told to.
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (a, r) = (arrived.clone(), release.clone());
+    let app = axum::Router::new().fallback(move || {
+        let (a, r) = (a.clone(), r.clone());
+        async move {
+            a.notify_one();
+            r.notified().await;
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let store = Arc::new(flextime_webhooks::dispatch::MemoryStore::default());
+    let d = Dispatcher::builder()
+        .config(config(&[0, 1000]))
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    d.add_endpoint(Endpoint::new("ep", &url).with_secret(SECRET))
+        .await
+        .unwrap();
+    let r = d.send(&event("a.b", 1)).await.unwrap();
+    arrived.notified().await;
+    // The stop begins (its first poll stops the workers from taking more)
+    // before the receiver answers the attempt in flight.
+    tokio::join!(d.shutdown_within(Duration::from_secs(30)), async {
+        release.notify_one();
+    });
+    assert_eq!(Arc::strong_count(&store), 1, "the dispatcher is freed");
+    let saved = flextime_webhooks::dispatch::DeliveryStore::get_deliveries(
+        &*store,
+        &[r.deliveries[0].to_string()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(saved[0].status, DeliveryStatus::Delivered);
+    assert_eq!(saved[0].attempts.len(), 1);
+    assert_eq!(saved[0].attempts[0].status, Some(200));
+}

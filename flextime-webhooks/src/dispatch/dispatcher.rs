@@ -257,6 +257,8 @@ impl DispatcherBuilder {
             subscribed: AtomicBool::new(false),
             hook: self.hook,
             shutdown: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            draining_tx: tokio::sync::watch::Sender::new(false),
             uncommitted: Arc::new(Semaphore::new(UNCOMMITTED_FINALS)),
             seq: AtomicU64::new(0),
             generation: AtomicU64::new(0),
@@ -488,6 +490,11 @@ struct Inner {
     subscribed: AtomicBool,
     hook: Option<EventHook>,
     shutdown: AtomicBool,
+    /// Set by a graceful stop: workers take no new delivery and leave once
+    /// idle, but finish (and record) the attempt in hand. The flag is what
+    /// a busy worker reads (a plain load); the channel wakes idle ones.
+    draining: AtomicBool,
+    draining_tx: tokio::sync::watch::Sender<bool>,
     uncommitted: Arc<Semaphore>,
     seq: AtomicU64,
     generation: AtomicU64,
@@ -758,8 +765,9 @@ impl Inner {
     /// One of `max_in_flight` workers: take the next due delivery, attempt
     /// it, repeat; wait for a wake-up or the next due time when none is due.
     async fn worker_loop(self: Arc<Self>) {
+        let mut draining = self.draining_tx.subscribe();
         loop {
-            if self.shutdown.load(Ordering::SeqCst) {
+            if self.shutdown.load(Ordering::SeqCst) || self.draining.load(Ordering::SeqCst) {
                 return;
             }
             match self.pop_due() {
@@ -769,6 +777,8 @@ impl Inner {
                     tokio::select! {
                         () = self.wake.notified() => {}
                         () = tokio::time::sleep(wait) => {}
+                        // Sees a stop that came before this wait began too.
+                        _ = draining.wait_for(|d| *d) => return,
                     }
                 }
             }
@@ -1087,19 +1097,40 @@ impl Dispatcher {
         }
     }
 
+    /// Stop at once, and return once stopped: [`Dispatcher::shutdown_within`]
+    /// with no grace period. Attempts in flight are abandoned: their
+    /// deliveries stay pending in the store, and a dispatcher started later
+    /// on it makes them again (at least once, never lost).
+    pub async fn shutdown(self) {
+        self.shutdown_within(Duration::ZERO).await;
+    }
+
     /// Stop, and return once stopped: no attempt starts after this is
-    /// called, attempts in flight are abandoned (their deliveries stay
-    /// pending in the store, and a dispatcher started later on it makes
-    /// them again: at least once, never lost), the workers have ended and
-    /// every final outcome already handed to the store is committed (or
-    /// its commit has failed and been logged: a store that cannot be
-    /// reached holds this up for as long as its own timeouts allow). The
-    /// dispatcher's state is freed before this returns. Dropping a
-    /// `Dispatcher` stops it too, but its workers wind down in the
-    /// background afterwards.
-    pub async fn shutdown(mut self) {
+    /// called; attempts in flight get up to `grace` to finish, and those
+    /// that do have their outcome recorded as usual (a failure is
+    /// rescheduled in the store, not retried now). Past `grace` the rest
+    /// are abandoned and stay pending in the store, and a dispatcher
+    /// started later on it makes them again (at least once, never lost).
+    /// Returns when the workers have ended and every final outcome handed
+    /// to the store is committed (or its commit has failed and been
+    /// logged: a store that cannot be reached holds this up for as long as
+    /// its own timeouts allow); the dispatcher's state is freed before it
+    /// returns. Dropping a `Dispatcher` stops it at once too, but its
+    /// workers wind down in the background afterwards.
+    pub async fn shutdown_within(mut self, grace: Duration) {
+        let mut workers = std::mem::take(&mut self.workers);
+        if !grace.is_zero() {
+            self.inner.draining.store(true, Ordering::SeqCst);
+            self.inner.draining_tx.send_replace(true);
+            let deadline = tokio::time::Instant::now() + grace;
+            while let Some(w) = workers.last_mut() {
+                if tokio::time::timeout_at(deadline, w).await.is_err() {
+                    break;
+                }
+                workers.pop();
+            }
+        }
         self.inner.shutdown.store(true, Ordering::SeqCst);
-        let workers = std::mem::take(&mut self.workers);
         for w in &workers {
             w.abort();
         }
