@@ -819,20 +819,30 @@ async fn an_invalid_event_is_refused_whole_for_every_body_mode() {
     assert!(rx_http.drain().is_empty(), "nothing was sent");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_returns_stopped_with_the_delivery_in_flight_still_pending() {
-    let mut rx_http = TestReceiver::start().await;
-    rx_http.set_default(Reply::Hang);
-    let store = Arc::new(flextime_webhooks::dispatch::MemoryStore::default());
+/// A dispatcher on `store` (retries at once, then after a second) with one
+/// endpoint `ep` at `url`.
+async fn one_endpoint_on(
+    store: &Arc<flextime_webhooks::dispatch::MemoryStore>,
+    url: &str,
+) -> Dispatcher {
     let d = Dispatcher::builder()
         .config(config(&[0, 1000]))
         .store(store.clone())
         .start()
         .await
         .unwrap();
-    d.add_endpoint(Endpoint::new("ep", &rx_http.url).with_secret(SECRET))
+    d.add_endpoint(Endpoint::new("ep", url).with_secret(SECRET))
         .await
         .unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_stopped_with_the_delivery_in_flight_still_pending() {
+    let mut rx_http = TestReceiver::start().await;
+    rx_http.set_default(Reply::Hang);
+    let store = Arc::new(flextime_webhooks::dispatch::MemoryStore::default());
+    let d = one_endpoint_on(&store, &rx_http.url).await;
     let r = d.send(&event("a.b", 1)).await.unwrap();
     // The attempt is in flight: the receiver holds the request unanswered.
     assert_eq!(rx_http.next().await.webhook_id(), r.message_id);
@@ -885,15 +895,7 @@ async fn shutdown_within_lets_the_attempt_in_flight_finish_and_records_it() {
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let store = Arc::new(flextime_webhooks::dispatch::MemoryStore::default());
-    let d = Dispatcher::builder()
-        .config(config(&[0, 1000]))
-        .store(store.clone())
-        .start()
-        .await
-        .unwrap();
-    d.add_endpoint(Endpoint::new("ep", &url).with_secret(SECRET))
-        .await
-        .unwrap();
+    let d = one_endpoint_on(&store, &url).await;
     let r = d.send(&event("a.b", 1)).await.unwrap();
     arrived.notified().await;
     // The stop begins (its first poll stops the workers from taking more)
