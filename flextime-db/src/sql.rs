@@ -192,6 +192,66 @@ pub(crate) struct FastRow {
     pub data: Option<String>,
 }
 
+/// One change-log entry to append (two-table layouts: SQLite, MySQL).
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) struct LogRow<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    pub version: u64,
+    pub data: Option<&'a str>,
+    pub updated_at_us: i64,
+    pub deleted_at_us: Option<i64>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+impl<'a> From<&'a RowWrite> for LogRow<'a> {
+    fn from(c: &'a RowWrite) -> Self {
+        Self {
+            seq: c.seq,
+            id: &c.id,
+            version: c.version,
+            data: c.data.as_deref(),
+            updated_at_us: c.updated_at_us,
+            deleted_at_us: c.deleted_at_us,
+        }
+    }
+}
+
+/// `append_log(conn, collection, rows)` for one backend: multi-row
+/// `INSERT`s of [`LogRow`]s into `ft_changes`, [`ROWS_PER_STATEMENT`] per
+/// statement. (A macro: sqlx's bounds for a function generic over the
+/// database do not hold across `async_trait` boundaries.)
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+macro_rules! log_appender {
+    ($db:ty, $conn:ty) => {
+        async fn append_log<'a>(
+            conn: &mut $conn,
+            collection: &str,
+            rows: impl Iterator<Item = $crate::sql::LogRow<'a>>,
+        ) -> Result<()> {
+            let rows: Vec<$crate::sql::LogRow<'a>> = rows.collect();
+            for chunk in rows.chunks($crate::sql::ROWS_PER_STATEMENT) {
+                let mut qb: QueryBuilder<'_, $db> = QueryBuilder::new(
+                    "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) ",
+                );
+                qb.push_values(chunk, |mut b, row| {
+                    b.push_bind(collection)
+                        .push_bind(to_i64(row.seq))
+                        .push_bind(row.id)
+                        .push_bind(to_i64(row.version))
+                        .push_bind(row.data)
+                        .push_bind(row.updated_at_us)
+                        .push_bind(row.deleted_at_us);
+                });
+                qb.build().execute(&mut *conn).await.map_err(map_err)?;
+            }
+            Ok(())
+        }
+    };
+}
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) use log_appender;
+
 /// The write algorithm, inside a transaction the caller owns. Counters are
 /// taken in collection-name order (so writers cannot deadlock on them); a
 /// failed precondition returns `Conflict` and the caller rolls back.

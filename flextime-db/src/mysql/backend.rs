@@ -14,8 +14,8 @@ use crate::common::{
     micros, observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
-    FastRow, MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err, order_by_ids,
-    run_migrations, to_record,
+    FastRow, LogRow, MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err,
+    order_by_ids, run_migrations, to_record,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
@@ -220,22 +220,7 @@ impl RowStore for MySqlConnection {
             );
             qb.build().execute(&mut *self).await.map_err(map_err)?;
         }
-        for chunk in changes.chunks(ROWS_PER_STATEMENT) {
-            let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(
-                "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) ",
-            );
-            qb.push_values(chunk, |mut b, row| {
-                b.push_bind(collection)
-                    .push_bind(to_i64(row.seq))
-                    .push_bind(&row.id)
-                    .push_bind(to_i64(row.version))
-                    .push_bind(row.data.as_deref())
-                    .push_bind(row.updated_at_us)
-                    .push_bind(row.deleted_at_us);
-            });
-            qb.build().execute(&mut *self).await.map_err(map_err)?;
-        }
-        Ok(())
+        append_log(self, collection, changes.iter().map(LogRow::from)).await
     }
 
     fn has_fast_write(&self) -> bool {
@@ -297,26 +282,23 @@ impl RowStore for MySqlConnection {
                 })
                 .collect::<Result<_>>()?
         };
-        let mut seq = base;
-        for (chunk, versions) in items
-            .chunks(ROWS_PER_STATEMENT)
-            .zip(versions.chunks(ROWS_PER_STATEMENT))
-        {
-            let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(
-                "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) ",
-            );
-            qb.push_values(chunk.iter().zip(versions), |mut b, (row, &version)| {
-                seq += 1;
-                b.push_bind(collection)
-                    .push_bind(to_i64(seq))
-                    .push_bind(&row.id)
-                    .push_bind(to_i64(version))
-                    .push_bind(row.data.as_deref())
-                    .push_bind(now_us)
-                    .push_bind(row.data.is_none().then_some(now_us));
-            });
-            qb.build().execute(&mut *self).await.map_err(map_err)?;
-        }
+        append_log(
+            self,
+            collection,
+            items
+                .iter()
+                .zip(&versions)
+                .zip(base + 1..)
+                .map(|((row, &version), seq)| LogRow {
+                    seq,
+                    id: &row.id,
+                    version,
+                    data: row.data.as_deref(),
+                    updated_at_us: now_us,
+                    deleted_at_us: row.data.is_none().then_some(now_us),
+                }),
+        )
+        .await?;
         Ok(Some(versions.into_iter().zip(base + 1..).collect()))
     }
 
@@ -332,6 +314,8 @@ impl RowStore for MySqlConnection {
         row.map(|r| to_record(collection, r)).transpose()
     }
 }
+
+crate::sql::log_appender!(MySql, MySqlConnection);
 
 crate::sql::sql_adapter_impl!(MysqlAdapter {
 

@@ -14,8 +14,8 @@ use crate::common::{
     micros, observe, page_limit, to_i64, to_u64, ttl_deadline,
 };
 use crate::sql::{
-    FastRow, MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err, order_by_ids,
-    run_migrations, to_record,
+    FastRow, LogRow, MigrationSpec, ROWS_PER_STATEMENT, RecordRow, RowStore, SqlTx, map_err,
+    order_by_ids, run_migrations, to_record,
 };
 use crate::{Adapter, DbOptions, KvEntry, Record, Transaction, WriteOp, Written};
 
@@ -197,19 +197,7 @@ impl RowStore for SqliteConnection {
             );
             qb.build().execute(&mut *self).await.map_err(map_err)?;
         }
-        append_log(
-            self,
-            collection,
-            changes.iter().map(|c| LogRow {
-                seq: c.seq,
-                id: &c.id,
-                version: c.version,
-                data: c.data.as_deref(),
-                updated_at_us: c.updated_at_us,
-                deleted_at_us: c.deleted_at_us,
-            }),
-        )
-        .await
+        append_log(self, collection, changes.iter().map(LogRow::from)).await
     }
 
     fn has_fast_write(&self) -> bool {
@@ -315,39 +303,7 @@ impl RowStore for SqliteConnection {
     }
 }
 
-/// One change-log entry to append.
-struct LogRow<'a> {
-    seq: u64,
-    id: &'a str,
-    version: u64,
-    data: Option<&'a str>,
-    updated_at_us: i64,
-    deleted_at_us: Option<i64>,
-}
-
-async fn append_log<'a>(
-    conn: &mut SqliteConnection,
-    collection: &str,
-    rows: impl Iterator<Item = LogRow<'a>>,
-) -> Result<()> {
-    let rows: Vec<LogRow<'a>> = rows.collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-            "INSERT INTO ft_changes (collection, seq, id, version, data, updated_at_us, deleted_at_us) ",
-        );
-        qb.push_values(chunk, |mut b, row| {
-            b.push_bind(collection)
-                .push_bind(to_i64(row.seq))
-                .push_bind(row.id)
-                .push_bind(to_i64(row.version))
-                .push_bind(row.data)
-                .push_bind(row.updated_at_us)
-                .push_bind(row.deleted_at_us);
-        });
-        qb.build().execute(&mut *conn).await.map_err(map_err)?;
-    }
-    Ok(())
-}
+crate::sql::log_appender!(Sqlite, SqliteConnection);
 
 crate::sql::sql_adapter_impl!(SqliteAdapter {
 
