@@ -432,14 +432,13 @@ impl Delivery {
         self.message.decode()
     }
 
-    async fn settle(mut self, settlement: Settlement) -> Result<()> {
-        let outcome = match &settlement {
-            Settlement::Ack => "ack",
-            Settlement::Nack { .. } => "nack",
-            Settlement::DeadLetter { .. } => "dead_letter",
-        };
+    /// Commit to `settlement` now (the acknowledger's contract); the future
+    /// only reports the outcome.
+    fn settle(mut self, settlement: Settlement) -> BoxFuture<'static, Result<()>> {
         let Some(acker) = self.acker.take() else {
-            return Err(Error::conflict("delivery already settled"));
+            return Box::pin(std::future::ready(Err(Error::conflict(
+                "delivery already settled",
+            ))));
         };
         match &self.counters {
             Some(c) => match &settlement {
@@ -452,36 +451,51 @@ impl Delivery {
                 flextime_core::telemetry::QUEUE_CONSUMED,
                 "backend" => self.backend,
                 "topic" => self.topic.clone(),
-                "outcome" => outcome
+                "outcome" => match &settlement {
+                    Settlement::Ack => "ack",
+                    Settlement::Nack { .. } => "nack",
+                    Settlement::DeadLetter { .. } => "dead_letter",
+                }
             )
             .increment(1),
         }
-        acker.settle(settlement, false).await
+        acker.settle(settlement, false)
     }
 
     /// Acknowledge: processed, never deliver again.
-    pub async fn ack(self) -> Result<()> {
-        self.settle(Settlement::Ack).await
+    ///
+    /// The ack is committed when this is called, not when the future is
+    /// first polled: the future only reports the broker's outcome, and
+    /// dropping it unpolled does not undo the ack. So acking a batch as
+    /// `join_all(batch.into_iter().map(Delivery::ack))` hands every ack to
+    /// the backend at once (Redis sends them as one `XACK`).
+    pub fn ack(self) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.settle(Settlement::Ack)
     }
 
     /// Deliver again as soon as possible (attempt + 1), or dead-letter when the
-    /// maximum of attempts is reached.
-    pub async fn nack(self) -> Result<()> {
-        self.settle(Settlement::Nack { delay: None }).await
+    /// maximum of attempts is reached. Committed when called, like
+    /// [`ack`](Self::ack).
+    pub fn nack(self) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.settle(Settlement::Nack { delay: None })
     }
 
     /// Deliver again not before `delay` has passed (attempt + 1), or
-    /// dead-letter when the maximum of attempts is reached.
-    pub async fn nack_after(self, delay: Duration) -> Result<()> {
-        self.settle(Settlement::Nack { delay: Some(delay) }).await
+    /// dead-letter when the maximum of attempts is reached. Committed when
+    /// called, like [`ack`](Self::ack).
+    pub fn nack_after(self, delay: Duration) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.settle(Settlement::Nack { delay: Some(delay) })
     }
 
-    /// Move to the dead-letter topic with `reason`.
-    pub async fn dead_letter(self, reason: impl Into<String>) -> Result<()> {
+    /// Move to the dead-letter topic with `reason`. Committed when called,
+    /// like [`ack`](Self::ack).
+    pub fn dead_letter(
+        self,
+        reason: impl Into<String>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
         self.settle(Settlement::DeadLetter {
             reason: reason.into(),
         })
-        .await
     }
 
     /// Keep the message from being redelivered to another consumer for
