@@ -173,6 +173,12 @@ where
 /// for room or for `stop`. False when the consumer is gone or stopping (the
 /// fetch loop then ends; a delivery not handed over is never acked, so the
 /// broker redelivers it).
+///
+/// A full channel is waited on until half of it is free, not one slot:
+/// waiting for one slot woke the fetch task for every delivery the
+/// consumer took (a cross-thread wake-up per message while the consumer
+/// drains a full buffer); this way it wakes once per half buffer and
+/// refills it in one burst.
 #[allow(dead_code)] // used by the broker backends
 pub(crate) async fn hand_over(
     tx: &mpsc::Sender<Result<crate::Delivery>>,
@@ -182,10 +188,19 @@ pub(crate) async fn hand_over(
     match tx.try_send(Ok(delivery)) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Closed(_)) => false,
-        Err(mpsc::error::TrySendError::Full(item)) => tokio::select! {
-            sent = tx.send(item) => sent.is_ok(),
-            _ = stop.changed() => false,
-        },
+        Err(mpsc::error::TrySendError::Full(item)) => {
+            let room = (tx.max_capacity() / 2).max(1);
+            tokio::select! {
+                permits = tx.reserve_many(room) => match permits {
+                    // The other permits go back to the channel when
+                    // dropped; the following deliveries take them with
+                    // `try_send`.
+                    Ok(mut permits) => permits.next().map(|p| p.send(item)).is_some(),
+                    Err(_) => false,
+                },
+                _ = stop.changed() => false,
+            }
+        }
     }
 }
 
@@ -388,5 +403,85 @@ impl Drop for TaskConsumer {
         if let Some(fetch) = self.fetch.take() {
             fetch.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::{Delivery, Message};
+
+    struct NoAcker;
+
+    impl Acknowledger for NoAcker {
+        fn settle(&self, _: Settlement, _: bool) -> BoxFuture<'static, Result<()>> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+        fn extend(&self, _: Duration) -> BoxFuture<'static, Result<()>> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+    }
+
+    fn delivery(id: &str) -> Delivery {
+        Delivery::new(
+            Arc::from("t"),
+            Message::new("x").with_id(id),
+            Box::new(NoAcker),
+        )
+    }
+
+    fn id_of(item: Option<Result<Delivery>>) -> String {
+        item.expect("an item")
+            .expect("a delivery")
+            .message()
+            .id
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_resumes_the_fetch_task_once_half_of_it_is_free() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (_stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        for i in 0..4 {
+            assert!(hand_over(&tx, &mut stop, delivery(&i.to_string())).await);
+        }
+        let mut stop5 = stop.clone();
+        let mut fifth = Box::pin(hand_over(&tx, &mut stop5, delivery("4")));
+        assert!(
+            (&mut fifth).now_or_never().is_none(),
+            "a full channel took more"
+        );
+        assert_eq!(id_of(rx.recv().await), "0");
+        // One free slot does not resume it (it would, per slot, before).
+        assert!(
+            (&mut fifth).now_or_never().is_none(),
+            "resumed for one slot"
+        );
+        assert_eq!(id_of(rx.recv().await), "1");
+        assert_eq!((&mut fifth).now_or_never(), Some(true));
+        drop(fifth);
+        // The other slot is free for the next delivery at once, and the
+        // order is kept.
+        assert!(hand_over(&tx, &mut stop, delivery("5")).await);
+        for want in ["2", "3", "4", "5"] {
+            assert_eq!(id_of(rx.recv().await), want);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_or_a_closed_channel_ends_the_hand_over() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        assert!(hand_over(&tx, &mut stop, delivery("a")).await);
+        let mut stop2 = stop.clone();
+        let waiting = hand_over(&tx, &mut stop2, delivery("b"));
+        stop_tx.send(true).unwrap();
+        assert!(!waiting.await, "a stop did not end the wait");
+        rx.close();
+        assert!(!hand_over(&tx, &mut stop, delivery("c")).await);
     }
 }
