@@ -4,6 +4,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use flextime_queues::conformance::Suite;
 use flextime_queues::kafka::{KafkaBroker, KafkaConfig};
@@ -56,6 +57,12 @@ async fn url_picks_kafka() {
             .partitions,
         5
     );
+    let config = KafkaConfig::from_url("kafka://a:1").unwrap();
+    assert_eq!(config.commit_interval, Duration::from_millis(100));
+    let config = KafkaConfig::from_url("kafka://a:1?commit_interval_ms=0").unwrap();
+    assert_eq!(config.commit_interval, Duration::ZERO);
+    let err = KafkaConfig::from_url("kafka://a:1?commit_interval_ms=soon").unwrap_err();
+    assert!(err.to_string().contains("commit_interval_ms"), "{err}");
 }
 
 /// A private tansu broker storing into an SQLite file of its own (the

@@ -1,6 +1,7 @@
 //! Configuration of the Kafka backend.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::{Error, Result};
 
@@ -17,6 +18,13 @@ pub struct KafkaConfig {
     /// Extra librdkafka settings for producers and consumers (values are
     /// never logged).
     pub extra: BTreeMap<String, String>,
+    /// The most often a consumer commits its offsets: the first settlement
+    /// that moves the commit point is committed at once, later ones at most
+    /// once per this interval (one commit covers them all), and the last
+    /// on shutdown and on revocation. A consumer that dies may see the
+    /// settlements of its last interval again. Default 100 ms; zero
+    /// commits after every settlement that moves the point.
+    pub commit_interval: Duration,
 }
 
 impl KafkaConfig {
@@ -27,10 +35,12 @@ impl KafkaConfig {
             create_topics: true,
             partitions: 3,
             extra: BTreeMap::new(),
+            commit_interval: Duration::from_millis(100),
         }
     }
 
-    /// Read `kafka://host:port[,host:port][?partitions=N&create_topics=false]`.
+    /// Read
+    /// `kafka://host:port[,host:port][?partitions=N&create_topics=false&commit_interval_ms=M]`.
     pub fn from_url(url: &str) -> Result<Self> {
         let rest = url
             .strip_prefix("kafka://")
@@ -54,6 +64,16 @@ impl KafkaConfig {
                     })?;
                 }
                 "create_topics" => config.create_topics = value != "false",
+                "commit_interval_ms" => {
+                    config.commit_interval = value
+                        .parse()
+                        .map(Duration::from_millis)
+                        .map_err(|_| {
+                            Error::invalid_input(format!(
+                                "Kafka URL: commit_interval_ms `{value}` is not a number of milliseconds"
+                            ))
+                        })?;
+                }
                 other => {
                     return Err(Error::invalid_input(format!(
                         "Kafka URL: unknown parameter `{other}`"

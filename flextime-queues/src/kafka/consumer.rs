@@ -161,16 +161,25 @@ impl AckPath<Token> for Commits {
     }
 }
 
-/// Commit the commit points (asynchronously) whenever they moved. The final
-/// commit, on shutdown, is [`Settler::finish`]'s.
-async fn commit_due(consumer: Arc<StreamConsumer<Context>>, topic: String, commits: Commits) {
+/// Commit the commit points (asynchronously) when they moved, at most once
+/// per `every`: a commit per settlement was a broker request per message.
+/// Settlements during the pause leave `due` notified, so the next commit
+/// follows the pause at once. The final commit, on shutdown, is
+/// [`Settler::finish`]'s.
+async fn commit_due(
+    commits: Commits,
+    topic: String,
+    every: Duration,
+    mut commit: impl FnMut(TopicPartitionList) + Send,
+) {
     loop {
         commits.due.notified().await;
         let tpl = memory_lock(&commits.tracker).commit_points(&topic, None);
-        if tpl.count() > 0
-            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
-        {
-            tracing::debug!(error = %e, "kafka: commit failed; a later one covers it");
+        if tpl.count() > 0 {
+            commit(tpl);
+        }
+        if !every.is_zero() {
+            tokio::time::sleep(every).await;
         }
     }
 }
@@ -203,11 +212,19 @@ impl KafkaConsumer {
             tracker,
             due: Arc::new(Notify::new()),
         };
-        let committer = tokio::spawn(commit_due(
-            consumer.clone(),
-            options.topic.clone(),
-            commits.clone(),
-        ));
+        let committer = {
+            let consumer = consumer.clone();
+            tokio::spawn(commit_due(
+                commits.clone(),
+                options.topic.clone(),
+                shared.config.commit_interval,
+                move |tpl| {
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                        tracing::debug!(error = %e, "kafka: commit failed; a later one covers it");
+                    }
+                },
+            ))
+        };
         let ctx = Arc::new(Ctx {
             shared,
             consumer: consumer.clone(),
@@ -276,8 +293,16 @@ async fn fetch(
     let mut held_tokens: HashMap<u64, Token> = HashMap::new();
     let mut seq = 0u64;
     loop {
-        // Hand out held records that are due.
-        let now = unix_millis(chrono::Utc::now());
+        if *stop.borrow() {
+            return;
+        }
+        // Hand out held records that are due (the clock is read only while
+        // some are held).
+        let now = if held.is_empty() {
+            0
+        } else {
+            unix_millis(chrono::Utc::now())
+        };
         while let Some(Reverse((due, id))) = held.peek().copied() {
             if due > now {
                 break;
@@ -304,10 +329,20 @@ async fn fetch(
                 () = tokio::time::sleep(wait.unwrap_or_default()) => continue,
                 _ = stop.changed() => return,
             }
-        } else {
+        } else if let Some(wait) = wait {
             tokio::select! {
+                biased;
                 record = ctx.consumer.recv() => record,
-                () = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600))) => continue,
+                () = tokio::time::sleep(wait) => continue,
+                _ = stop.changed() => return,
+            }
+        } else {
+            // Nothing held: no timer to register per record. Biased, so a
+            // record already queued is taken without registering a wait on
+            // `stop` (checked at the top of every turn instead).
+            tokio::select! {
+                biased;
+                record = ctx.consumer.recv() => record,
                 _ = stop.changed() => return,
             }
         };
@@ -419,7 +454,50 @@ impl Settler<Token> for Ctx {
 
 #[cfg(test)]
 mod tests {
-    use super::Tracker;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use rdkafka::Offset;
+    use tokio::sync::{Notify, mpsc};
+    use tokio::time::Instant;
+
+    use super::{Commits, Tracker, commit_due};
+
+    #[tokio::test(start_paused = true)]
+    async fn settlements_are_committed_at_most_once_per_interval() {
+        let commits = Commits {
+            tracker: Arc::new(Mutex::new(Tracker::default())),
+            due: Arc::new(Notify::new()),
+        };
+        for offset in 0..50 {
+            commits.tracker.lock().unwrap().received(0, offset);
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let committer = tokio::spawn(commit_due(
+            commits.clone(),
+            "t".to_owned(),
+            Duration::from_millis(100),
+            move |tpl| {
+                let point = tpl.find_partition("t", 0).map(|p| p.offset());
+                tx.send((Instant::now(), point)).unwrap();
+            },
+        ));
+        // The first settlement is committed at once.
+        commits.settled(0, 0);
+        let (first, point) = rx.recv().await.unwrap();
+        assert_eq!(point, Some(Offset::Offset(1)));
+        // The next ones, each given the chance to be committed on its own,
+        // are committed together once the interval has passed.
+        for offset in 1..50 {
+            commits.settled(0, offset);
+            tokio::task::yield_now().await;
+        }
+        let (second, point) = rx.recv().await.unwrap();
+        assert_eq!(point, Some(Offset::Offset(50)));
+        assert!(second - first >= Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "more than one commit for the rest");
+        committer.abort();
+    }
 
     #[test]
     fn commits_only_up_to_the_lowest_unsettled_offset() {
