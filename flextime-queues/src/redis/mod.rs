@@ -155,11 +155,17 @@ pub(crate) const DELAYED_FIELD: &str = "flextime-delayed";
 /// Walks a message's stream fields in order (`id`, `ts`, `attempt`, `key`,
 /// `h:<header>`..., `payload`); `attempt` is the number of deliveries before
 /// this copy, left out when 0 (a first copy; readers take a missing
-/// `attempt` as 0). The one definition of the entry layout, for `XADD` and
-/// for delayed-set members.
+/// `attempt` as 0); `ts` is left out when the id is a UUIDv7 holding the
+/// same millisecond (as [`Message::new`]'s ids do: readers take the time
+/// from the id, exactly, so an entry carries one field less). The one
+/// definition of the entry layout, for `XADD` and for delayed-set members.
 pub(crate) fn for_each_field(message: &Message, attempt: u32, mut field: impl FnMut(&str, &[u8])) {
     field("id", message.id.as_bytes());
-    field("ts", unix_millis(message.timestamp).to_string().as_bytes());
+    let ts = unix_millis(message.timestamp);
+    if uuid_v7_millis(&message.id) != Some(ts) {
+        let mut digits = itoa::Buffer::new();
+        field("ts", digits.format(ts).as_bytes());
+    }
     if attempt > 0 {
         field("attempt", attempt.to_string().as_bytes());
     }
@@ -185,6 +191,16 @@ pub(crate) fn to_member(message: &Message, attempt: u32) -> Vec<u8> {
         uuid::Uuid::new_v4().simple().to_string(),
     ));
     serde_json::to_vec(&fields).unwrap_or_default()
+}
+
+/// The Unix millisecond a UUIDv7 id was made at (`None` for other ids).
+pub(crate) fn uuid_v7_millis(id: &str) -> Option<u64> {
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    Some(secs * 1000 + u64::from(nanos / 1_000_000))
 }
 
 fn into_bytes(value: Value) -> Option<Vec<u8>> {
@@ -250,7 +266,10 @@ pub(crate) fn from_fields(values: Vec<Value>) -> Result<(Message, u32)> {
         message.id = crate::new_message_id();
     }
     if !stamped {
-        message.timestamp = chrono::Utc::now();
+        // No `ts`: the time is in a UUIDv7 id; a foreign entry without either
+        // is stamped on receipt.
+        message.timestamp =
+            uuid_v7_millis(&message.id).map_or_else(chrono::Utc::now, from_unix_millis);
     }
     message.headers = headers;
     Ok((message, attempt))
@@ -323,3 +342,67 @@ for _, m in ipairs(due) do
 end
 return #due
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields_of(message: &Message) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for_each_field(message, 0, |k, v| out.push((k.to_owned(), v.to_vec())));
+        out
+    }
+
+    fn read_back(message: &Message) -> Message {
+        let values = fields_of(message)
+            .into_iter()
+            .flat_map(|(k, v)| [Value::BulkString(k.into_bytes()), Value::BulkString(v)])
+            .collect();
+        from_fields(values).unwrap().0
+    }
+
+    fn names(message: &Message) -> Vec<String> {
+        fields_of(message).into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn a_uuid_v7_id_carries_the_time() {
+        let mut message = Message::new("x");
+        let ms = uuid_v7_millis(&message.id).expect("Message::new makes UUIDv7 ids");
+        message.timestamp = from_unix_millis(ms);
+        assert_eq!(names(&message), ["id", "payload"]);
+        let back = read_back(&message);
+        assert_eq!(back.id, message.id);
+        assert_eq!(back.timestamp, message.timestamp);
+    }
+
+    #[test]
+    fn ts_is_written_when_the_id_does_not_hold_the_time() {
+        // Another time than the id's.
+        let mut message = Message::new("x");
+        let ms = uuid_v7_millis(&message.id).unwrap();
+        message.timestamp = from_unix_millis(ms - 5_000);
+        assert_eq!(names(&message), ["id", "ts", "payload"]);
+        assert_eq!(read_back(&message).timestamp, message.timestamp);
+        // An id that is no UUIDv7.
+        let mut message = Message::new("x").with_id("order-1");
+        message.timestamp = from_unix_millis(1_700_000_000_123);
+        assert_eq!(names(&message), ["id", "ts", "payload"]);
+        assert_eq!(read_back(&message).timestamp, message.timestamp);
+        // A UUIDv4.
+        let mut message = Message::new("x").with_id(uuid::Uuid::new_v4().to_string());
+        message.timestamp = from_unix_millis(1_700_000_000_123);
+        assert_eq!(names(&message), ["id", "ts", "payload"]);
+        assert_eq!(read_back(&message).timestamp, message.timestamp);
+    }
+
+    #[test]
+    fn uuid_v7_millis_reads_only_v7_ids() {
+        assert_eq!(
+            uuid_v7_millis("0190163d-8694-739b-aea5-966c26f8ad91"),
+            Some(0x0190_163d_8694)
+        );
+        assert_eq!(uuid_v7_millis("not-a-uuid"), None);
+        assert_eq!(uuid_v7_millis("550e8400-e29b-41d4-a716-446655440000"), None);
+    }
+}
