@@ -29,6 +29,10 @@ const KAFKA_LATENCY_SAMPLES: usize = 30;
 struct Outcome {
     msgs_per_s: f64,
     p99: Duration,
+    /// The produce phase's share of the round (the rest is consuming).
+    produce: Duration,
+    /// The whole round (produce, then consume).
+    total: Duration,
 }
 
 fn payload() -> bytes::Bytes {
@@ -77,6 +81,7 @@ async fn flextime(broker: &Arc<dyn Broker>, n: usize, samples: usize) -> Outcome
         let batch = (0..count).map(|_| Message::new(body.clone())).collect();
         producer.send_batch(&topic, batch).await.expect("send");
     }
+    let produced = start.elapsed();
     let mut received = 0;
     while received < n {
         let batch = consumer
@@ -91,7 +96,8 @@ async fn flextime(broker: &Arc<dyn Broker>, n: usize, samples: usize) -> Outcome
             result.expect("ack");
         }
     }
-    let msgs_per_s = n as f64 / start.elapsed().as_secs_f64();
+    let total = start.elapsed();
+    let msgs_per_s = n as f64 / total.as_secs_f64();
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples {
         let t = Instant::now();
@@ -107,6 +113,8 @@ async fn flextime(broker: &Arc<dyn Broker>, n: usize, samples: usize) -> Outcome
     Outcome {
         msgs_per_s,
         p99: p99(times),
+        produce: produced,
+        total,
     }
 }
 
@@ -183,6 +191,7 @@ async fn raw_redis(url: &str, n: usize) -> Outcome {
         let count = BATCH.min(n - chunk * BATCH);
         let _: Vec<Value> = produce(count).query_async(&mut conn).await.expect("xadd");
     }
+    let produced = start.elapsed();
     let mut received = 0;
     while received < n {
         let ids = read(&mut reader, &stream).await;
@@ -196,7 +205,8 @@ async fn raw_redis(url: &str, n: usize) -> Outcome {
             .await
             .expect("xack");
     }
-    let msgs_per_s = n as f64 / start.elapsed().as_secs_f64();
+    let total = start.elapsed();
+    let msgs_per_s = n as f64 / total.as_secs_f64();
     let mut samples = Vec::new();
     for _ in 0..LATENCY_SAMPLES {
         let t = Instant::now();
@@ -214,6 +224,8 @@ async fn raw_redis(url: &str, n: usize) -> Outcome {
     Outcome {
         msgs_per_s,
         p99: p99(samples),
+        produce: produced,
+        total,
     }
 }
 
@@ -322,11 +334,13 @@ async fn raw_lapin(url: &str, n: usize) -> Outcome {
     for chunk in 0..n.div_ceil(BATCH) {
         publish(BATCH.min(n - chunk * BATCH)).await;
     }
+    let produced = start.elapsed();
     for _ in 0..n {
         let d = consumer.next().await.expect("open").expect("delivery");
         d.acker.ack(BasicAckOptions::default()).await.expect("ack");
     }
-    let msgs_per_s = n as f64 / start.elapsed().as_secs_f64();
+    let total = start.elapsed();
+    let msgs_per_s = n as f64 / total.as_secs_f64();
     let mut samples = Vec::new();
     for _ in 0..LATENCY_SAMPLES {
         let t = Instant::now();
@@ -339,6 +353,8 @@ async fn raw_lapin(url: &str, n: usize) -> Outcome {
     Outcome {
         msgs_per_s,
         p99: p99(samples),
+        produce: produced,
+        total,
     }
 }
 
@@ -393,6 +409,7 @@ async fn raw_nats(url: &str, n: usize) -> Outcome {
     for chunk in 0..n.div_ceil(BATCH) {
         publish(BATCH.min(n - chunk * BATCH)).await;
     }
+    let produced = start.elapsed();
     let mut received = 0;
     while received < n {
         let mut batch = Vec::with_capacity(BATCH);
@@ -407,7 +424,8 @@ async fn raw_nats(url: &str, n: usize) -> Outcome {
             r.expect("ack");
         }
     }
-    let msgs_per_s = n as f64 / start.elapsed().as_secs_f64();
+    let total = start.elapsed();
+    let msgs_per_s = n as f64 / total.as_secs_f64();
     let mut samples = Vec::new();
     for _ in 0..LATENCY_SAMPLES {
         let t = Instant::now();
@@ -419,6 +437,8 @@ async fn raw_nats(url: &str, n: usize) -> Outcome {
     Outcome {
         msgs_per_s,
         p99: p99(samples),
+        produce: produced,
+        total,
     }
 }
 
@@ -489,6 +509,7 @@ async fn raw_kafka(brokers: &str, n: usize) -> Outcome {
     for chunk in 0..n.div_ceil(BATCH) {
         publish(BATCH.min(n - chunk * BATCH)).await;
     }
+    let produced = start.elapsed();
     for i in 0..n {
         let m = consumer.recv().await.expect("record");
         if i % BATCH == BATCH - 1 || i == n - 1 {
@@ -497,7 +518,8 @@ async fn raw_kafka(brokers: &str, n: usize) -> Outcome {
                 .expect("commit");
         }
     }
-    let msgs_per_s = n as f64 / start.elapsed().as_secs_f64();
+    let total = start.elapsed();
+    let msgs_per_s = n as f64 / total.as_secs_f64();
     let mut samples = Vec::new();
     for _ in 0..KAFKA_LATENCY_SAMPLES {
         let t = Instant::now();
@@ -511,6 +533,8 @@ async fn raw_kafka(brokers: &str, n: usize) -> Outcome {
     Outcome {
         msgs_per_s,
         p99: p99(samples),
+        produce: produced,
+        total,
     }
 }
 
@@ -532,15 +556,34 @@ fn line(name: &str, ours: Outcome, raw: Option<Outcome>) {
             ours.p99.as_secs_f64() * 1e3
         ),
     }
+    println!("queues/{name:<9} flextime: {}", phases(&ours));
+    if let Some(raw) = raw {
+        println!("queues/{name:<9} raw:      {}", phases(&raw));
+    }
 }
 
 fn combine(samples: &[Outcome]) -> Outcome {
     Outcome {
         msgs_per_s: median(samples.iter().map(|o| o.msgs_per_s).collect()),
-        p99: Duration::from_secs_f64(median(
-            samples.iter().map(|o| o.p99.as_secs_f64()).collect(),
-        )),
+        p99: secs_median(samples, |o| o.p99),
+        produce: secs_median(samples, |o| o.produce),
+        total: secs_median(samples, |o| o.total),
     }
+}
+
+fn secs_median(samples: &[Outcome], of: impl Fn(&Outcome) -> Duration) -> Duration {
+    Duration::from_secs_f64(median(
+        samples.iter().map(|o| of(o).as_secs_f64()).collect(),
+    ))
+}
+
+/// `produce X ms + consume Y ms`: where a round's time went (medians).
+fn phases(o: &Outcome) -> String {
+    format!(
+        "produce {:.1} ms + consume {:.1} ms",
+        o.produce.as_secs_f64() * 1e3,
+        o.total.saturating_sub(o.produce).as_secs_f64() * 1e3
+    )
 }
 
 async fn bench<R, F>(name: &str, broker: Arc<dyn Broker>, n: usize, samples: usize, raw: R)
@@ -564,9 +607,10 @@ where
             }
             let raw = combine(&theirs);
             println!(
-                "queues/{name:<9} raw {:>8.0} msg/s p99 {:>7.2} ms",
+                "queues/{name:<9} raw {:>8.0} msg/s p99 {:>7.2} ms   {}",
                 raw.msgs_per_s,
-                raw.p99.as_secs_f64() * 1e3
+                raw.p99.as_secs_f64() * 1e3,
+                phases(&raw)
             );
             return;
         }
