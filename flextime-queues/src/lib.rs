@@ -163,6 +163,19 @@ pub(crate) fn new_message_id() -> String {
         .to_owned()
 }
 
+/// The Unix millisecond a UUIDv7 id was made at (`None` for other ids).
+/// Backends that store the time beside the id leave it out when the id
+/// holds it (the ids of [`Message::new`]).
+#[allow(dead_code)] // used by the broker backends
+pub(crate) fn uuid_v7_millis(id: &str) -> Option<u64> {
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    Some(secs * 1000 + u64::from(nanos / 1_000_000))
+}
+
 impl Message {
     /// A message with this payload, a fresh id and the current time.
     pub fn new(payload: impl Into<Bytes>) -> Self {

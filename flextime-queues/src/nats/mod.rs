@@ -17,7 +17,7 @@ pub use producer::NatsProducer;
 
 use crate::{
     Broker, Consumer, ConsumerOptions, Error, Message, Producer, ProducerOptions, Result,
-    from_unix_millis, headers, memory_lock, redact_url, unix_millis,
+    from_unix_millis, headers, memory_lock, redact_url, unix_millis, uuid_v7_millis,
 };
 
 const MSG_ID: &str = "Nats-Msg-Id";
@@ -174,10 +174,11 @@ impl Shared {
 pub(crate) fn to_headers(message: &Message, extra: &[(&str, String)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     map.insert(MSG_ID, message.id.as_str());
-    map.insert(
-        headers::TIMESTAMP,
-        unix_millis(message.timestamp).to_string(),
-    );
+    // The time, unless the id (a UUIDv7 of the same millisecond) holds it.
+    let ts = unix_millis(message.timestamp);
+    if uuid_v7_millis(&message.id) != Some(ts) {
+        map.insert(headers::TIMESTAMP, ts.to_string());
+    }
     if let Some(key) = &message.key {
         map.insert(KEY, key.as_str());
     }
@@ -227,6 +228,48 @@ pub(crate) fn from_nats(message: &async_nats::Message) -> Message {
     if out.id.is_empty() {
         out.id = crate::new_message_id();
     }
-    out.timestamp = timestamp.unwrap_or_else(chrono::Utc::now);
+    out.timestamp = timestamp
+        .or_else(|| uuid_v7_millis(&out.id).map(from_unix_millis))
+        .unwrap_or_else(chrono::Utc::now);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through_nats(message: &Message) -> (HeaderMap, Message) {
+        let headers = to_headers(message, &[]);
+        let received = async_nats::Message {
+            subject: "t".into(),
+            reply: None,
+            payload: message.payload.clone(),
+            headers: Some(headers.clone()),
+            status: None,
+            description: None,
+            length: 0,
+        };
+        (headers, from_nats(&received))
+    }
+
+    #[test]
+    fn the_time_travels_in_a_uuid_v7_id_or_in_its_own_header() {
+        let mut message = Message::new("x");
+        let ms = uuid_v7_millis(&message.id).expect("a UUIDv7 id");
+        message.timestamp = from_unix_millis(ms);
+        let (headers, back) = through_nats(&message);
+        assert!(headers.get(headers::TIMESTAMP).is_none());
+        assert_eq!(
+            (back.id.as_str(), back.timestamp),
+            (message.id.as_str(), message.timestamp)
+        );
+
+        for id in ["order-1", "0190163d-8694-739b-aea5-966c26f8ad91"] {
+            let mut message = Message::new("x").with_id(id);
+            message.timestamp = from_unix_millis(1_700_000_000_123);
+            let (headers, back) = through_nats(&message);
+            assert!(headers.get(headers::TIMESTAMP).is_some(), "{id}");
+            assert_eq!(back.timestamp, message.timestamp, "{id}");
+        }
+    }
 }

@@ -18,7 +18,7 @@ pub use producer::RedisProducer;
 
 use crate::{
     Broker, Consumer, ConsumerOptions, Error, Message, Producer, ProducerOptions, Result,
-    from_unix_millis, redact_url, unix_millis,
+    from_unix_millis, redact_url, unix_millis, uuid_v7_millis,
 };
 
 /// The Redis Streams backend.
@@ -191,16 +191,6 @@ pub(crate) fn to_member(message: &Message, attempt: u32) -> Vec<u8> {
         uuid::Uuid::new_v4().simple().to_string(),
     ));
     serde_json::to_vec(&fields).unwrap_or_default()
-}
-
-/// The Unix millisecond a UUIDv7 id was made at (`None` for other ids).
-pub(crate) fn uuid_v7_millis(id: &str) -> Option<u64> {
-    let uuid = uuid::Uuid::try_parse(id).ok()?;
-    if uuid.get_version_num() != 7 {
-        return None;
-    }
-    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
-    Some(secs * 1000 + u64::from(nanos / 1_000_000))
 }
 
 fn into_bytes(value: Value) -> Option<Vec<u8>> {
