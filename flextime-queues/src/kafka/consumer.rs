@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -346,7 +347,7 @@ async fn fetch(
                 _ = stop.changed() => return,
             }
         };
-        let record = match record {
+        let first = match record {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "kafka consumer: receive failed; retrying");
@@ -356,26 +357,66 @@ async fn fetch(
                 }
             }
         };
-        let (partition, offset) = (record.partition(), record.offset());
-        let (mut message, stored, not_before) = from_record(
-            record.key(),
-            record.payload(),
-            record.timestamp().to_millis(),
-            record.headers(),
-            &ctx.topic,
-            partition,
-            offset,
-        );
-        drop(record);
-        memory_lock(&ctx.commits.tracker).received(partition, offset);
-        message.attempt = stored.saturating_add(1);
-        let message = Arc::new(message);
-        let token = Token {
-            partition,
-            offset,
-            message: message.clone(),
-        };
-        if message.attempt > options.max_attempts {
+        // Take every record already queued (as many as the channel has room
+        // for) before handing any over: the consumer then finds a burst
+        // waiting instead of being woken record by record.
+        let mut burst = vec![first];
+        while burst.len() < tx.capacity() {
+            match ctx.consumer.recv().now_or_never() {
+                Some(Ok(record)) => burst.push(record),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "kafka consumer: receive failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        let mut ready = Vec::with_capacity(burst.len());
+        let mut dead = Vec::new();
+        {
+            let mut tracker = memory_lock(&ctx.commits.tracker);
+            for record in burst {
+                let (partition, offset) = (record.partition(), record.offset());
+                let (mut message, stored, not_before) = from_record(
+                    record.key(),
+                    record.payload(),
+                    record.timestamp().to_millis(),
+                    record.headers(),
+                    &ctx.topic,
+                    partition,
+                    offset,
+                );
+                drop(record);
+                tracker.received(partition, offset);
+                message.attempt = stored.saturating_add(1);
+                let message = Arc::new(message);
+                let token = Token {
+                    partition,
+                    offset,
+                    message: message.clone(),
+                };
+                if message.attempt > options.max_attempts {
+                    dead.push(token);
+                } else if let Some(due) =
+                    not_before.filter(|due| *due > unix_millis(chrono::Utc::now()))
+                {
+                    seq += 1;
+                    held.push(Reverse((due, seq)));
+                    held_tokens.insert(seq, token);
+                } else {
+                    ready.push(
+                        Delivery::shared(
+                            ctx.topic.clone(),
+                            message,
+                            fast_acker(token, paths.clone()),
+                        )
+                        .with_backend("kafka")
+                        .with_counters(&ctx.counters),
+                    );
+                }
+            }
+        }
+        for token in dead {
             let reason = max_attempts_reason(options.max_attempts);
             if let Err(e) = ctx
                 .settle(token, Settlement::DeadLetter { reason }, false)
@@ -383,20 +424,11 @@ async fn fetch(
             {
                 tracing::warn!(error = %e, "kafka: dead-lettering failed");
             }
-            continue;
         }
-        if let Some(due) = not_before.filter(|due| *due > unix_millis(chrono::Utc::now())) {
-            seq += 1;
-            held.push(Reverse((due, seq)));
-            held_tokens.insert(seq, token);
-            continue;
-        }
-        let delivery =
-            Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
-                .with_backend("kafka")
-                .with_counters(&ctx.counters);
-        if !hand_over(&tx, &mut stop, delivery).await {
-            return;
+        for delivery in ready {
+            if !hand_over(&tx, &mut stop, delivery).await {
+                return;
+            }
         }
     }
 }
