@@ -476,10 +476,19 @@ impl Settler<Token> for Ctx {
 
     async fn finish(&self) {
         let tpl = memory_lock(&self.commits.tracker).commit_points(&self.options.topic, None);
-        if tpl.count() > 0
-            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync)
-        {
-            tracing::warn!(error = %e, "kafka: final commit failed");
+        if tpl.count() == 0 {
+            return;
+        }
+        // A synchronous commit waits for the broker (longer while the group
+        // rebalances): on a blocking thread, so that it never stalls the
+        // runtime the application's other consumers run on.
+        let consumer = Arc::clone(&self.consumer);
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        match committed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "kafka: final commit failed"),
+            Err(e) => tracing::warn!(error = %e, "kafka: final commit task failed"),
         }
     }
 }
