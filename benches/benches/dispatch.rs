@@ -3,7 +3,9 @@
 //! the same concurrency posting the same 1 KiB bodies to the same local axum
 //! receiver, alternating rounds in one process. Prints deliveries/s of each
 //! and the ratio flextime / plain (targets: memory at least 0.8; PostgreSQL
-//! state at least 5,000 deliveries/s).
+//! state at least 5,000 deliveries/s). Each round also runs the same loop
+//! over hyper's pooled client, the client the dispatcher is built on, and
+//! prints Flextime's ratio to it: what Flextime itself costs.
 //!
 //! PostgreSQL runs when `FLEXTIME_TEST_POSTGRES_URL` is set (a fresh schema
 //! per run). `FLEXTIME_BENCH_DISPATCH_N` overrides the deliveries per round
@@ -100,6 +102,51 @@ async fn plain(url: &str, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -> Dur
                         .unwrap();
                     assert!(r.status().is_success());
                     r.bytes().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// The same loop over hyper's pooled client, the client the dispatcher
+/// itself is built on (reqwest wraps it too): Flextime's own cost per
+/// delivery is its distance from this loop.
+async fn hyper_loop(url: &str, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -> Duration {
+    use http_body_util::{BodyExt, Full};
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let uri: http::Uri = url.parse().unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next, bodies, uri) = (
+                client.clone(),
+                Arc::clone(&next),
+                Arc::clone(bodies),
+                uri.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else { break };
+                    let req = http::Request::post(uri.clone())
+                        .header("content-type", "application/cloudevents+json")
+                        .body(Full::new(bytes::Bytes::from(body.clone())))
+                        .unwrap();
+                    let r = tokio::time::timeout(Duration::from_secs(15), async {
+                        let r = client.request(req).await.unwrap();
+                        assert!(r.status().is_success());
+                        r.into_body().collect().await.unwrap()
+                    })
+                    .await
+                    .unwrap();
+                    std::hint::black_box(r);
                 }
             })
         })
@@ -208,16 +255,20 @@ async fn compare(
         Arc::new(events.iter().map(|e| e.to_json_bytes().unwrap()).collect());
     let size = bodies[0].len();
     // Warm up both.
-    plain(url, &Arc::new(bodies[..1000.min(n)].to_vec()), concurrency).await;
+    let warm = Arc::new(bodies[..1000.min(n)].to_vec());
+    plain(url, &warm, concurrency).await;
+    hyper_loop(url, &warm, concurrency).await;
     flextime(url, store().await, &events[..1000.min(n)], concurrency).await;
     let mut ours = Vec::new();
     let mut raw = Vec::new();
-    let (mut ours_cpu, mut raw_cpu) = (Duration::ZERO, Duration::ZERO);
+    let mut bare = Vec::new();
+    let (mut ours_cpu, mut raw_cpu, mut bare_cpu) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for round in 0..rounds {
-        // The side going first alternates (plain first in even rounds), so
-        // neither always runs on what the other left behind.
-        let plain_first = round % 2 == 0;
-        if plain_first {
+        // The references go first in even rounds and last in odd ones, so
+        // neither side always runs on what the other left behind.
+        let references_first = round % 2 == 0;
+        if references_first {
             let cpu = cpu_time();
             raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
             raw_cpu += cpu_time().saturating_sub(cpu);
@@ -226,14 +277,18 @@ async fn compare(
         let cpu = cpu_time();
         ours.push(per_sec(n, flextime(url, store, &events, concurrency).await));
         ours_cpu += cpu_time().saturating_sub(cpu);
-        if !plain_first {
+        if !references_first {
             let cpu = cpu_time();
             raw.push(per_sec(n, plain(url, &bodies, concurrency).await));
             raw_cpu += cpu_time().saturating_sub(cpu);
         }
+        let cpu = cpu_time();
+        bare.push(per_sec(n, hyper_loop(url, &bodies, concurrency).await));
+        bare_cpu += cpu_time().saturating_sub(cpu);
     }
     let paired: Vec<f64> = ours.iter().zip(&raw).map(|(o, r)| o / r).collect();
-    let (o, r) = (median(ours), median(raw));
+    let paired_bare: Vec<f64> = ours.iter().zip(&bare).map(|(o, b)| o / b).collect();
+    let (o, r, b) = (median(ours), median(raw), median(bare));
     // CPU per delivery (sender, receiver and runtime together) tells work
     // done from time spent waiting.
     let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / (n * rounds) as f64;
@@ -246,6 +301,12 @@ async fn compare(
     println!(
         "{name:<28} paired rounds (flextime/plain): {}",
         flextime_benches::paired_ratios(&paired)
+    );
+    println!(
+        "{name:<28} plain hyper loop {b:>8.0}/s   ratio (flextime/hyper) {:.2}   CPU per delivery {:.0} us   paired rounds: {}",
+        o / b,
+        per(bare_cpu),
+        flextime_benches::paired_ratios(&paired_bare)
     );
 }
 
@@ -268,10 +329,15 @@ fn main() {
                 "plain" => {
                     plain(&url, &bodies, concurrency).await;
                 }
+                "hyper" => {
+                    hyper_loop(&url, &bodies, concurrency).await;
+                }
                 "flextime" => {
                     flextime(&url, Arc::new(MemoryStore::default()), &events, concurrency).await;
                 }
-                other => panic!("FLEXTIME_BENCH_DISPATCH_ONLY={other}: say plain or flextime"),
+                other => {
+                    panic!("FLEXTIME_BENCH_DISPATCH_ONLY={other}: say plain, hyper or flextime")
+                }
             }
             println!("{side}: {n} deliveries");
             return;

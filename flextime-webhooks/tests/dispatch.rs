@@ -427,6 +427,75 @@ async fn filters_headers_and_body_modes() {
 }
 
 #[tokio::test]
+async fn url_credentials_go_as_basic_auth_and_the_user_agent_is_sent() {
+    let mut rx = TestReceiver::start().await;
+    let d = start(
+        DispatcherConfig {
+            user_agent: "acme-scheduler/2.1".into(),
+            ..config(&[0])
+        },
+        None,
+    )
+    .await;
+    // user "ops@acme", password "p:ss w" (percent-encoded in the URL).
+    let url = rx
+        .url
+        .replacen("http://", "http://ops%40acme:p%3Ass%20w@", 1)
+        + "#ignored";
+    d.add_endpoint(Endpoint::new("auth", url).with_secret(SECRET))
+        .await
+        .unwrap();
+    let mut events = d.subscribe();
+    d.send(&event("a.b", 1)).await.unwrap();
+    assert_eq!(
+        finished(&mut events).await.status,
+        DeliveryStatus::Delivered
+    );
+    let s = rx.next().await;
+    // base64("ops@acme:p:ss w")
+    assert_eq!(s.header("authorization"), "Basic b3BzQGFjbWU6cDpzcyB3");
+    assert_eq!(s.header("user-agent"), "acme-scheduler/2.1");
+    assert!(s.verifies_with(SECRET));
+}
+
+#[tokio::test]
+async fn an_https_endpoint_is_spoken_to_over_tls() {
+    use tokio::io::AsyncReadExt;
+    // A server that reads what the client sends first and hangs up: over
+    // https that must be a TLS handshake record (content type 22), not a
+    // clear-text request.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_bytes = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 3];
+        socket.read_exact(&mut head).await.unwrap();
+        head
+    });
+    let d = start(config(&[0]), None).await;
+    d.add_endpoint(
+        Endpoint::new("tls", format!("https://127.0.0.1:{port}/hooks")).with_secret(SECRET),
+    )
+    .await
+    .unwrap();
+    let mut events = d.subscribe();
+    let r = d.send(&event("a.b", 1)).await.unwrap();
+    let head = first_bytes.await.unwrap();
+    assert_eq!(head[0], 22, "a TLS handshake record, not {head:?}");
+    assert_eq!(head[1], 3, "TLS major version 3");
+    assert_eq!(
+        finished(&mut events).await.status,
+        DeliveryStatus::Exhausted
+    );
+    let stored = d.delivery(&r.deliveries[0]).await.unwrap().unwrap();
+    let attempt = &stored.attempts[0];
+    assert_eq!(attempt.error_kind, Some(ErrorKind::Unavailable));
+    assert_eq!(attempt.status, None);
+    let error = attempt.error.as_deref().unwrap();
+    assert!(error.contains("could not connect"), "{error}");
+}
+
+#[tokio::test]
 async fn an_ordered_endpoint_keeps_the_order_through_retries() {
     let mut rx_http = TestReceiver::start().await;
     rx_http.plan([Reply::status(500), Reply::status(500)]);

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, broadcast};
 
 use super::endpoint::{BodyMode, DEFAULT_ROTATION_GRACE, Endpoint, generate_secret};
+use super::http::{HttpClient, Target};
 use super::schedule::RetrySchedule;
 use super::ssrf::SsrfGuard;
 use super::store::{
@@ -233,14 +234,12 @@ impl DispatcherBuilder {
     /// delivering (inside a tokio runtime).
     pub async fn start(self) -> Result<Dispatcher> {
         let config = self.config;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.timeout)
-            .dns_resolver(config.ssrf.resolver())
-            .user_agent(config.user_agent.clone())
-            .pool_max_idle_per_host(config.max_in_flight.max(1))
-            .build()
-            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let client = HttpClient::new(
+            &config.ssrf,
+            config.timeout,
+            &config.user_agent,
+            config.max_in_flight.max(1),
+        )?;
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let inner = Arc::new(Inner {
             config,
@@ -336,7 +335,8 @@ struct EndpointRuntime {
     failed: metrics::Counter,
     /// `flextime_delivery_seconds` of this endpoint.
     latency: metrics::Histogram,
-    url: Option<url::Url>,
+    /// The endpoint's URL prepared for requests (`None`: it does not parse).
+    target: Option<Target>,
     semaphore: Semaphore,
     limiter: Option<RateLimiter>,
     breaker: CircuitBreaker,
@@ -477,7 +477,7 @@ struct Inner {
     config: DispatcherConfig,
     store: Arc<dyn DeliveryStore>,
     clock: SharedClock,
-    client: reqwest::Client,
+    client: HttpClient,
     endpoints: RwLock<HashMap<String, Arc<EndpointRuntime>>>,
     /// The working set and the schedule, under one lock: a worker taking a
     /// delivery, and a reschedule, lock once.
@@ -569,7 +569,7 @@ impl Inner {
                 flextime_core::telemetry::DELIVERY_SECONDS,
                 "endpoint" => label.clone()
             ),
-            url: url::Url::parse(&ep.url).ok(),
+            target: Target::parse(&ep.url),
             semaphore: Semaphore::new(per),
             limiter: ep
                 .rate_limit()
@@ -862,7 +862,7 @@ impl Inner {
             &self.config.ssrf,
             &endpoint,
             signer,
-            rt.url.as_ref(),
+            rt.target.as_ref(),
             &shared,
             number,
             now,

@@ -74,6 +74,7 @@
 mod db;
 mod dispatcher;
 mod endpoint;
+mod http;
 mod schedule;
 mod ssrf;
 mod store;

@@ -4,10 +4,14 @@
 //! operator allow-lists a subnet.
 
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use flextime_core::{Error, Result};
+use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// Which destinations a dispatcher may connect to.
@@ -98,12 +102,12 @@ impl SsrfGuard {
         }
     }
 
-    /// A reqwest DNS resolver that drops refused addresses and fails with
-    /// [`AddressNotAllowed`] when none is left.
-    pub(crate) fn resolver(&self) -> Arc<GuardedResolver> {
-        Arc::new(GuardedResolver {
-            guard: self.clone(),
-        })
+    /// A resolver for the dispatcher's connector that drops refused
+    /// addresses and fails with [`AddressNotAllowed`] when none is left.
+    pub(crate) fn resolver(&self) -> GuardedResolver {
+        GuardedResolver {
+            guard: Arc::new(self.clone()),
+        }
     }
 }
 
@@ -223,15 +227,29 @@ impl fmt::Display for AddressNotAllowed {
 
 impl std::error::Error for AddressNotAllowed {}
 
-/// Resolves with the system resolver, then applies the guard.
-#[derive(Debug)]
+/// Resolves with the system resolver, then applies the guard (a tower
+/// service, as hyper's connector takes it). Names only: the connector
+/// connects to an IP literal without resolving, so the dispatcher checks
+/// those with [`SsrfGuard::check_url`] before each attempt.
+#[derive(Debug, Clone)]
 pub(crate) struct GuardedResolver {
-    guard: SsrfGuard,
+    guard: Arc<SsrfGuard>,
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let guard = self.guard.clone();
+type Resolved = std::vec::IntoIter<SocketAddr>;
+type ResolveError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = Resolved;
+    type Error = ResolveError;
+    type Future = Pin<Box<dyn Future<Output = Result<Resolved, ResolveError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ResolveError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let guard = Arc::clone(&self.guard);
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
@@ -252,9 +270,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                     || format!("{host}: the name resolved to no address"),
                     |e| format!("{host}: {}", e.message()),
                 );
-                return Err(Box::new(AddressNotAllowed(message)) as Box<_>);
+                return Err(Box::new(AddressNotAllowed(message)) as ResolveError);
             }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }

@@ -9,8 +9,9 @@ use flextime_core::{Error, ErrorKind};
 use http::HeaderMap;
 
 use super::endpoint::Endpoint;
+use super::http::{HttpClient, Target};
 use super::schedule::parse_retry_after;
-use super::ssrf::{SsrfGuard, refused_in};
+use super::ssrf::SsrfGuard;
 use super::store::{Attempt, DeliveryRecord, RESPONSE_BODY_KEPT};
 use crate::verify::standard::StandardWebhooks;
 
@@ -42,8 +43,9 @@ pub(crate) fn headers(
 ) -> Result<HeaderMap, Error> {
     let ts = now.timestamp();
     let signature = signer.sign(&delivery.message_id, ts, body);
-    // Room for our four, the client's two defaults (user-agent, accept),
-    // the two the HTTP/1 client adds on the way out (host, content-length)
+    // Room for our four, the two the client adds (user-agent, and
+    // authorization when the URL carries credentials), the two the HTTP/1
+    // client adds on the way out (host, content-length)
     // and the endpoint's own: the map never regrows (a regrow is two more
     // allocations and a rehash per request).
     let mut h = HeaderMap::with_capacity(8 + endpoint.headers.len());
@@ -78,11 +80,11 @@ pub(crate) fn headers(
 /// Make one attempt.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn attempt(
-    client: &reqwest::Client,
+    client: &HttpClient,
     guard: &SsrfGuard,
     endpoint: &Endpoint,
     signer: Result<Arc<StandardWebhooks>, Error>,
-    url: Option<&url::Url>,
+    target: Option<&Target>,
     delivery: &DeliveryRecord,
     number: u32,
     now: DateTime<Utc>,
@@ -106,13 +108,13 @@ pub(crate) async fn attempt(
             retry_after: None,
         }
     };
-    let Some(url) = url else {
+    let Some(target) = target else {
         return fail(
             attempt,
             &Error::invalid_input("the endpoint URL does not parse"),
         );
     };
-    if let Err(e) = guard.check_url(url) {
+    if let Err(e) = guard.check_url(&target.url) {
         return fail(attempt, &e);
     }
     let body = delivery.body_bytes();
@@ -120,42 +122,22 @@ pub(crate) async fn attempt(
         Ok(h) => h,
         Err(e) => return fail(attempt, &e),
     };
-    // A request built whole: the client adds its default headers and its
-    // timeout on execute, without merging a second header map.
-    let mut request = reqwest::Request::new(reqwest::Method::POST, url.clone());
-    *request.headers_mut() = headers;
-    *request.body_mut() = Some(body.into());
-    let response = client.execute(request).await;
-    let mut response = match response {
-        Ok(r) => r,
-        Err(e) => return fail(attempt, &classify(e)),
+    let answer = match client.post(target, headers, body, RESPONSE_BODY_KEPT).await {
+        Ok(a) => a,
+        Err(e) => return fail(attempt, &e),
     };
-    let status = response.status().as_u16();
+    let status = answer.status;
     attempt.status = Some(status);
     let retry_after = if matches!(status, 429 | 502 | 503 | 504) {
-        response
-            .headers()
+        answer
+            .headers
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, now))
     } else {
         None
     };
-    let mut kept = Vec::new();
-    let mut body_error = None;
-    while kept.len() < RESPONSE_BODY_KEPT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = RESPONSE_BODY_KEPT - kept.len();
-                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                body_error = Some(classify(e));
-                break;
-            }
-        }
-    }
+    let (kept, body_error) = (answer.body, answer.body_error);
     attempt.response_body = String::from_utf8_lossy(&kept).into_owned();
     attempt.latency_ms = elapsed_ms(started);
     if (200..300).contains(&status) {
@@ -184,34 +166,6 @@ fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn classify(e: reqwest::Error) -> Error {
-    // The URL may carry credentials: never print it.
-    let e = e.without_url();
-    if let Some(message) = refused_in(&e) {
-        return Error::forbidden(message);
-    }
-    if e.is_timeout() {
-        return Error::timeout("the endpoint did not answer in time");
-    }
-    if e.is_connect() {
-        return Error::unavailable(format!("could not connect: {}", source_text(&e)));
-    }
-    Error::unavailable(format!("request failed: {}", source_text(&e)))
-}
-
-fn source_text(e: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&err.to_string());
-        cur = err.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,11 +185,12 @@ mod tests {
         .unwrap();
         let mut h = headers(&endpoint, &signer, &delivery, b"{}", now).unwrap();
         let capacity = h.capacity();
-        // What reqwest (user-agent, accept) and hyper's HTTP/1 client (host,
-        // content-length) add before the request is written.
+        // What the client (user-agent, authorization from the URL) and
+        // hyper's HTTP/1 client (host, content-length) add before the
+        // request is written.
         for (name, value) in [
             (http::header::USER_AGENT, "flextime"),
-            (http::header::ACCEPT, "*/*"),
+            (http::header::AUTHORIZATION, "Basic dTpw"),
             (http::header::HOST, "127.0.0.1:9"),
             (http::header::CONTENT_LENGTH, "2"),
         ] {
