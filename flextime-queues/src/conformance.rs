@@ -539,6 +539,24 @@ impl Suite {
         let d = self.expect_id(a.as_mut(), "c1").await?;
         // Never polled.
         drop(d.ack());
+        // Likewise a batch acked with `Delivery::ack_all`.
+        for id in ["c1a", "c1b"] {
+            producer
+                .send(&topic, Message::new("once").with_id(id))
+                .await?;
+        }
+        let (mut batch, mut seen) = (Vec::new(), HashSet::new());
+        while seen.len() < 2 {
+            let d = self.expect(a.as_mut(), "c1a and c1b").await?;
+            ensure!(
+                d.message().id == "c1a" || d.message().id == "c1b",
+                "got {} again after its ack",
+                d.message().id
+            );
+            seen.insert(d.message().id.clone());
+            batch.push(d);
+        }
+        drop(Delivery::ack_all(batch));
         a.shutdown().await?;
         drop(a);
         producer

@@ -34,15 +34,51 @@ impl std::fmt::Debug for RedisConsumer {
 
 #[derive(Clone)]
 struct Token {
-    entry: Arc<str>,
+    entry: EntryId,
     message: Arc<Message>,
 }
+
+/// A stream entry id (`<ms>-<seq>`, both 64-bit), held as two numbers so
+/// that a delivery allocates nothing for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EntryId {
+    ms: u64,
+    seq: u64,
+}
+
+impl EntryId {
+    fn parse(id: &str) -> Option<Self> {
+        let (ms, seq) = id.split_once('-')?;
+        Some(Self {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl redis::ToRedisArgs for EntryId {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (ms, seq) = (
+            ms.format(self.ms).as_bytes(),
+            seq.format(self.seq).as_bytes(),
+        );
+        let mut text = [0u8; 41];
+        let n = ms.len() + 1 + seq.len();
+        text[..ms.len()].copy_from_slice(ms);
+        text[ms.len()] = b'-';
+        text[ms.len() + 1..n].copy_from_slice(seq);
+        out.write_arg(&text[..n]);
+    }
+}
+
+impl redis::ToSingleRedisArg for EntryId {}
 
 /// How often a consumer moves due delayed messages into the stream (delays
 /// are never early, and late by at most this plus the read block time).
 const MOVE_EVERY: Duration = Duration::from_millis(100);
 
-type AckRequest = (Arc<str>, oneshot::Sender<Result<()>>);
+type AckRequest = (EntryId, oneshot::Sender<Result<()>>);
 
 /// Acks are batched: one `XACK` for every ack waiting at that moment. A
 /// delivery's ack goes straight to the batching task (no settle-task hop).
@@ -53,7 +89,7 @@ fn ack_task_stopped() -> crate::Error {
 }
 
 impl Acks {
-    fn enqueue(&self, entry: Arc<str>) -> futures::future::BoxFuture<'static, Result<()>> {
+    fn enqueue(&self, entry: EntryId) -> futures::future::BoxFuture<'static, Result<()>> {
         let (reply, outcome) = oneshot::channel();
         let sent = self.0.send((entry, reply));
         Box::pin(async move {
@@ -67,7 +103,7 @@ impl Acks {
 
 impl AckPath<Token> for Acks {
     fn ack(&self, token: &Token) -> futures::future::BoxFuture<'static, Result<()>> {
-        self.enqueue(token.entry.clone())
+        self.enqueue(token.entry)
     }
 }
 
@@ -331,8 +367,13 @@ async fn fetch(
                 }
             }
         }
+        // One clock read per read, not per entry.
+        let received_at = chrono::Utc::now();
         for (id, fields) in entries {
-            let (mut message, stored) = match from_fields(fields) {
+            let read = EntryId::parse(&id)
+                .ok_or_else(|| crate::Error::invalid_input(format!("entry id {id:?}")))
+                .and_then(|entry| Ok((entry, from_fields(fields)?)));
+            let (entry, (mut message, stored)) = match read {
                 Ok(m) => m,
                 Err(err) => {
                     tracing::warn!(entry = %id, error = %err, "redis: unreadable entry acknowledged and skipped");
@@ -353,7 +394,7 @@ async fn fetch(
             message.attempt = stored.saturating_add(count);
             let message = Arc::new(message);
             let token = Token {
-                entry: Arc::from(id.as_str()),
+                entry,
                 message: message.clone(),
             };
             if message.attempt > options.max_attempts {
@@ -366,10 +407,14 @@ async fn fetch(
                 }
                 continue;
             }
-            let delivery =
-                Delivery::shared(ctx.topic.clone(), message, fast_acker(token, paths.clone()))
-                    .with_backend("redis")
-                    .with_counters(&ctx.counters);
+            let delivery = Delivery::shared_at(
+                ctx.topic.clone(),
+                message,
+                fast_acker(token, paths.clone()),
+                received_at,
+            )
+            .with_backend("redis")
+            .with_counters(&ctx.counters);
             if !hand_over(&tx, &mut stop, delivery).await {
                 return;
             }
@@ -386,12 +431,14 @@ async fn ack_batches(
 ) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 1024).await > 0 {
-        let ids: usize = batch.iter().map(|(entry, _)| entry.len()).sum();
-        let mut cmd =
-            redis::Cmd::with_capacity(3 + batch.len(), 4 + stream.len() + group.len() + ids);
+        // An id is at most 41 bytes, usually 15 (ms) + 1 + 1.
+        let mut cmd = redis::Cmd::with_capacity(
+            3 + batch.len(),
+            4 + stream.len() + group.len() + 20 * batch.len(),
+        );
         cmd.arg("XACK").arg(&stream).arg(&group);
         for (entry, _) in &batch {
-            cmd.arg(&**entry);
+            cmd.arg(entry);
         }
         let outcome: Result<()> = cmd
             .query_async::<Value>(&mut conn)
@@ -445,7 +492,7 @@ impl Settler<Token> for Ctx {
         pipe.cmd("XACK")
             .arg(stream)
             .arg(&options.group)
-            .arg(&*token.entry);
+            .arg(token.entry);
         let _: Value = pipe
             .query_async(&mut conn)
             .await
@@ -460,11 +507,40 @@ impl Settler<Token> for Ctx {
             .arg(&self.options.group)
             .arg(&self.options.name)
             .arg(0)
-            .arg(&*token.entry)
+            .arg(token.entry)
             .arg("JUSTID")
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e, "XCLAIM"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntryId;
+    use redis::ToRedisArgs;
+
+    #[test]
+    fn entry_ids_parse_and_are_written_back_as_given() {
+        for text in [
+            "1733561234567-0",
+            "0-1",
+            "18446744073709551615-18446744073709551615",
+        ] {
+            let id = EntryId::parse(text).unwrap();
+            assert_eq!(id.to_redis_args(), vec![text.as_bytes().to_vec()]);
+        }
+        for bad in [
+            "",
+            "12",
+            "12-",
+            "-3",
+            "a-1",
+            "1-2-3",
+            "18446744073709551616-0",
+        ] {
+            assert_eq!(EntryId::parse(bad), None, "{bad}");
+        }
     }
 }
