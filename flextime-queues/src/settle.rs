@@ -288,6 +288,11 @@ where
 #[allow(dead_code)] // used by the broker backends
 pub(crate) struct TaskConsumer {
     rx: mpsc::Receiver<Result<crate::Delivery>>,
+    /// Taken from `rx` and not handed out yet (what followed an error in
+    /// one take, or what a cancelled call had taken), in order.
+    pending: std::collections::VecDeque<Result<crate::Delivery>>,
+    /// Reused for every take from `rx`.
+    scratch: Vec<Result<crate::Delivery>>,
     stop: tokio::sync::watch::Sender<bool>,
     fetch: Option<tokio::task::JoinHandle<()>>,
     settler: Option<tokio::task::JoinHandle<()>>,
@@ -314,6 +319,8 @@ impl TaskConsumer {
         let fetch = tokio::spawn(fetch(tx, stop_rx));
         Self {
             rx,
+            pending: std::collections::VecDeque::new(),
+            scratch: Vec::new(),
             stop,
             fetch: Some(fetch),
             settler,
@@ -329,6 +336,9 @@ impl crate::Consumer for TaskConsumer {
         if self.closed {
             return Ok(None);
         }
+        if let Some(item) = self.pending.pop_front() {
+            return item.map(Some);
+        }
         match self.rx.recv().await {
             Some(Ok(delivery)) => Ok(Some(delivery)),
             Some(Err(err)) => Err(err),
@@ -343,26 +353,34 @@ impl crate::Consumer for TaskConsumer {
         let max = max.max(1);
         let mut batch = Vec::new();
         // Wait for the first, then take what is already buffered; wait for
-        // more only while the deadline allows.
+        // more only while the deadline allows. Each take empties the
+        // channel up to what is missing at once (one release of its
+        // permits, not one per delivery).
         let until = tokio::time::Instant::now() + deadline;
-        while batch.len() < max {
-            let next = match self.rx.try_recv() {
-                Ok(item) => Some(item),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(until, self.rx.recv()).await {
-                        Ok(item) => item,
-                        Err(_) => break,
+        loop {
+            while batch.len() < max {
+                match self.pending.pop_front() {
+                    Some(Ok(delivery)) => batch.push(delivery),
+                    Some(Err(err)) if batch.is_empty() => return Err(err),
+                    Some(Err(err)) => {
+                        // Reported by the next call, after this batch.
+                        self.pending.push_front(Err(err));
+                        return Ok(batch);
                     }
+                    None => break,
                 }
-            };
-            match next {
-                Some(Ok(delivery)) => batch.push(delivery),
-                Some(Err(err)) if batch.is_empty() => return Err(err),
-                Some(Err(_)) | None => break,
+            }
+            if batch.len() >= max {
+                return Ok(batch);
+            }
+            let missing = max - batch.len();
+            match tokio::time::timeout_at(until, self.rx.recv_many(&mut self.scratch, missing))
+                .await
+            {
+                Ok(0) | Err(_) => return Ok(batch),
+                Ok(_) => self.pending.extend(self.scratch.drain(..)),
             }
         }
-        Ok(batch)
     }
 
     async fn shutdown(&mut self) -> Result<()> {
@@ -379,6 +397,7 @@ impl crate::Consumer for TaskConsumer {
             tracing::warn!("consumer fetch task did not stop in time");
         }
         // Received but never handed out: released (nacked) by their Drop.
+        self.pending.clear();
         self.rx.close();
         while self.rx.try_recv().is_ok() {}
         if let Some(settler) = self.settler.take() {
@@ -483,5 +502,47 @@ mod tests {
         assert!(!waiting.await, "a stop did not end the wait");
         rx.close();
         assert!(!hand_over(&tx, &mut stop, delivery("c")).await);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_is_buffered_and_an_error_keeps_its_place() {
+        use crate::Consumer as _;
+        let mut consumer =
+            TaskConsumer::start(8, Duration::from_secs(1), None, |tx, mut stop| async move {
+                for item in [
+                    Ok(delivery("a")),
+                    Ok(delivery("b")),
+                    Err(Error::unavailable("broker gone")),
+                    Ok(delivery("c")),
+                    Ok(delivery("d")),
+                    Ok(delivery("e")),
+                ] {
+                    tx.send(item).await.unwrap();
+                }
+                // Keeps the channel open until shutdown: nothing more comes.
+                let _ = stop.changed().await;
+                drop(tx);
+            });
+        let ids = |batch: Vec<Delivery>| -> Vec<String> {
+            batch.iter().map(|d| d.message().id.clone()).collect()
+        };
+        let short = Duration::from_millis(50);
+        // Everything before the error, then the error on its own...
+        let first = consumer.next_batch(10, short).await.unwrap();
+        assert_eq!(ids(first), ["a", "b"]);
+        let err = consumer.next_batch(10, short).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            Error::unavailable("broker gone").to_string()
+        );
+        // ...then what came after it, in order, a batch at most `max` long.
+        assert_eq!(
+            ids(consumer.next_batch(2, short).await.unwrap()),
+            ["c", "d"]
+        );
+        assert_eq!(id_of(consumer.next().await.transpose()), "e");
+        // Nothing left: the deadline ends an empty wait.
+        assert!(consumer.next_batch(10, short).await.unwrap().is_empty());
+        consumer.shutdown().await.unwrap();
     }
 }
