@@ -26,7 +26,7 @@ use super::ssrf::{GuardedResolver, SsrfGuard, refused_in};
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
 
 /// Where an endpoint's requests go, prepared once per endpoint version.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Target {
     /// The endpoint's URL as configured (what the SSRF guard checks).
     pub url: url::Url,
@@ -34,6 +34,16 @@ pub(crate) struct Target {
     pub uri: Uri,
     /// `Authorization: Basic` made of credentials in the URL, if any.
     pub authorization: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: only the bare URI is shown.
+        f.debug_struct("Target")
+            .field("uri", &self.uri)
+            .field("authorization", &self.authorization.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {
@@ -235,8 +245,13 @@ mod tests {
     fn credentials_in_the_url_become_a_basic_authorization_header() {
         let t = Target::parse("https://user%40x:p%3Ass@example.com:8443/hooks?a=1#frag").unwrap();
         assert_eq!(t.uri.to_string(), "https://example.com:8443/hooks?a=1");
-        let auth = t.authorization.unwrap();
+        let auth = t.authorization.clone().unwrap();
         assert!(auth.is_sensitive());
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("p%3Ass") && !shown.contains("user"),
+            "{shown}"
+        );
         let encoded = auth.to_str().unwrap().strip_prefix("Basic ").unwrap();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)
