@@ -524,8 +524,8 @@ impl Suite {
         dlq.shutdown().await
     }
 
-    /// An ack whose future is dropped, even before its first poll, still
-    /// takes effect (the ack is committed when `ack` is called): after
+    /// An ack whose future is dropped, before its first poll or after it
+    /// (mid-flight), still takes effect (the ack is committed when `ack` is called): after
     /// shutdown, a new consumer of the group does not get the message again.
     pub async fn cancelled_ack_still_acks(&self) -> Result<()> {
         let topic = topic_name("cancel");
@@ -557,6 +557,14 @@ impl Suite {
             batch.push(d);
         }
         drop(Delivery::ack_all(batch));
+        // And an ack future cancelled after its first poll (mid-flight).
+        producer
+            .send(&topic, Message::new("once").with_id("c1c"))
+            .await?;
+        let d = self.expect_id(a.as_mut(), "c1c").await?;
+        let mut polled_once = Box::pin(d.ack());
+        let _ = futures::FutureExt::now_or_never(&mut polled_once);
+        drop(polled_once);
         a.shutdown().await?;
         drop(a);
         producer

@@ -80,9 +80,97 @@ const MOVE_EVERY: Duration = Duration::from_millis(100);
 
 type AckRequest = (EntryId, oneshot::Sender<Result<()>>);
 
+/// Acks waiting to be sent, and where to send them.
+struct AckQueue {
+    waiting: std::sync::Mutex<Vec<AckRequest>>,
+    conn: ConnectionManager,
+    stream: String,
+    group: String,
+    /// Wakes the ack task (weak: the task ends when the last [`Acks`] is gone).
+    wake: mpsc::WeakUnboundedSender<()>,
+}
+
+impl AckQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AckRequest>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Send every ack waiting now as one `XACK` and report its outcome to
+    /// each. Whoever calls it first takes the wave: the ack task, or a
+    /// delivery's ack future on its first poll (no hop through the task).
+    async fn flush(self: &Arc<Self>) {
+        let wave = std::mem::take(&mut *self.lock());
+        if wave.is_empty() {
+            return;
+        }
+        // Cancelled mid-flight: the wave goes back and the ack task sends
+        // it (`XACK` of an id twice is harmless).
+        let mut guard = WaveGuard {
+            queue: self,
+            wave: Some(wave),
+        };
+        let ids = guard.wave.as_ref().map_or(&[][..], Vec::as_slice);
+        // An id is at most 41 bytes, usually 15 (ms) + 1 + 1.
+        let mut cmd = redis::Cmd::with_capacity(
+            3 + ids.len(),
+            4 + self.stream.len() + self.group.len() + 20 * ids.len(),
+        );
+        cmd.arg("XACK").arg(&self.stream).arg(&self.group);
+        for (entry, _) in ids {
+            cmd.arg(entry);
+        }
+        let mut conn = self.conn.clone();
+        let outcome: Result<()> = cmd
+            .query_async::<Value>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| redis_error(&e, "XACK"));
+        for (_, reply) in guard.wave.take().into_iter().flatten() {
+            let _ = reply.send(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(crate::Error::new(e.kind(), e.message().to_owned())),
+            });
+        }
+    }
+}
+
+struct WaveGuard<'a> {
+    queue: &'a Arc<AckQueue>,
+    wave: Option<Vec<AckRequest>>,
+}
+
+impl Drop for WaveGuard<'_> {
+    fn drop(&mut self) {
+        let Some(wave) = self.wave.take() else {
+            return;
+        };
+        // Back in the queue for the ack task; with no task left to send
+        // them (the consumer is gone), every waiting ack learns it failed
+        // rather than waiting forever (the broker redelivers those).
+        self.queue.lock().extend(wave);
+        let handed = self
+            .queue
+            .wake
+            .upgrade()
+            .is_some_and(|wake| wake.send(()).is_ok());
+        if !handed {
+            for (_, reply) in std::mem::take(&mut *self.queue.lock()) {
+                let _ = reply.send(Err(ack_task_stopped()));
+            }
+        }
+    }
+}
+
 /// Acks are batched: one `XACK` for every ack waiting at that moment. A
-/// delivery's ack goes straight to the batching task (no settle-task hop).
-struct Acks(mpsc::UnboundedSender<AckRequest>);
+/// delivery's ack is queued when called (so it is committed even if its
+/// future is dropped) and the ack task is woken; the future, when polled,
+/// sends the waiting wave itself if the task has not yet.
+struct Acks {
+    queue: Arc<AckQueue>,
+    wake: mpsc::UnboundedSender<()>,
+}
 
 fn ack_task_stopped() -> crate::Error {
     crate::Error::unavailable("Redis ack task stopped; the message will be redelivered")
@@ -91,13 +179,26 @@ fn ack_task_stopped() -> crate::Error {
 impl Acks {
     fn enqueue(&self, entry: EntryId) -> futures::future::BoxFuture<'static, Result<()>> {
         let (reply, outcome) = oneshot::channel();
-        let sent = self.0.send((entry, reply));
+        let first = {
+            let mut waiting = self.queue.lock();
+            waiting.push((entry, reply));
+            waiting.len() == 1
+        };
+        if first {
+            let _ = self.wake.send(());
+        }
+        let queue = Arc::clone(&self.queue);
         Box::pin(async move {
-            if sent.is_err() {
-                return Err(ack_task_stopped());
-            }
+            queue.flush().await;
             outcome.await.unwrap_or_else(|_| Err(ack_task_stopped()))
         })
+    }
+
+    fn clone_handle(&self) -> Self {
+        Self {
+            queue: Arc::clone(&self.queue),
+            wake: self.wake.clone(),
+        }
     }
 }
 
@@ -141,16 +242,21 @@ impl RedisConsumer {
     ) -> Result<Self> {
         create_group(&mut conn, &options.topic, &options.group).await?;
         let blocking = manager(client, Some(config.block + Duration::from_secs(10))).await?;
-        let (acks, ack_rx) = mpsc::unbounded_channel();
+        let (wake, wake_rx) = mpsc::unbounded_channel();
+        let acks = Acks {
+            queue: Arc::new(AckQueue {
+                waiting: std::sync::Mutex::new(Vec::new()),
+                conn: conn.clone(),
+                stream: options.topic.clone(),
+                group: options.group.clone(),
+                wake: wake.downgrade(),
+            }),
+            wake,
+        };
         // Ends once every sender (the context, the deliveries) is gone.
-        let ack_task = tokio::spawn(ack_batches(
-            conn.clone(),
-            options.topic.clone(),
-            options.group.clone(),
-            ack_rx,
-        ));
+        let ack_task = tokio::spawn(ack_batches(Arc::clone(&acks.queue), wake_rx));
         let ctx = Arc::new(Ctx {
-            acks: Acks(acks.clone()),
+            acks: acks.clone_handle(),
             conn,
             topic: Arc::from(options.topic.as_str()),
             counters: ConsumedCounters::new("redis", &options.topic),
@@ -161,7 +267,7 @@ impl RedisConsumer {
         let settler = spawn_settler(ctx.clone(), settle_rx, 256);
         let paths = Arc::new(SettlePaths {
             tx: settle_tx,
-            acks: Acks(acks),
+            acks,
         });
         // Shutdown waits for the settle task, then for the acks it left.
         let settled = join_tasks(vec![settler, ack_task]);
@@ -422,36 +528,15 @@ async fn fetch(
     }
 }
 
-/// Send every ack waiting at once as one `XACK`.
-async fn ack_batches(
-    mut conn: ConnectionManager,
-    stream: String,
-    group: String,
-    mut rx: mpsc::UnboundedReceiver<AckRequest>,
-) {
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, 1024).await > 0 {
-        // An id is at most 41 bytes, usually 15 (ms) + 1 + 1.
-        let mut cmd = redis::Cmd::with_capacity(
-            3 + batch.len(),
-            4 + stream.len() + group.len() + 20 * batch.len(),
-        );
-        cmd.arg("XACK").arg(&stream).arg(&group);
-        for (entry, _) in &batch {
-            cmd.arg(entry);
-        }
-        let outcome: Result<()> = cmd
-            .query_async::<Value>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| redis_error(&e, "XACK"));
-        for (_, reply) in batch.drain(..) {
-            let _ = reply.send(match &outcome {
-                Ok(()) => Ok(()),
-                Err(e) => Err(crate::Error::new(e.kind(), e.message().to_owned())),
-            });
-        }
+/// Send the acks no delivery's future has sent, whenever woken; once
+/// every [`Acks`] is gone, send what is left and end.
+async fn ack_batches(queue: Arc<AckQueue>, mut wake: mpsc::UnboundedReceiver<()>) {
+    let mut signals = Vec::new();
+    while wake.recv_many(&mut signals, 1024).await > 0 {
+        signals.clear();
+        queue.flush().await;
     }
+    queue.flush().await;
 }
 
 #[async_trait]
