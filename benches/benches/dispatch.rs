@@ -73,35 +73,23 @@ async fn receiver() -> String {
     format!("http://{addr}/hooks")
 }
 
-async fn plain(url: &str, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -> Duration {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap();
+/// `concurrency` tasks posting `bodies` in turn with `post`, until every
+/// body is sent; the time it took.
+async fn post_all<F, Fut>(bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize, post: F) -> Duration
+where
+    F: Fn(Vec<u8>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, next, bodies, url) = (
-                client.clone(),
-                Arc::clone(&next),
-                Arc::clone(bodies),
-                url.to_owned(),
-            );
+            let (post, next, bodies) = (post.clone(), Arc::clone(&next), Arc::clone(bodies));
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { break };
-                    let r = client
-                        .post(&url)
-                        .header("content-type", "application/cloudevents+json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(r.status().is_success());
-                    r.bytes().await.unwrap();
+                    post(body.clone()).await;
                 }
             })
         })
@@ -110,6 +98,30 @@ async fn plain(url: &str, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -> Dur
         t.await.unwrap();
     }
     start.elapsed()
+}
+
+async fn plain(url: &str, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -> Duration {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let url: Arc<str> = Arc::from(url);
+    post_all(bodies, concurrency, move |body| {
+        let (client, url) = (client.clone(), Arc::clone(&url));
+        async move {
+            let r = client
+                .post(&*url)
+                .header("content-type", "application/cloudevents+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            r.bytes().await.unwrap();
+        }
+    })
+    .await
 }
 
 /// The same loop over hyper's pooled client, the client the dispatcher
@@ -121,40 +133,24 @@ async fn hyper_loop(url: &str, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
     let uri: http::Uri = url.parse().unwrap();
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, next, bodies, uri) = (
-                client.clone(),
-                Arc::clone(&next),
-                Arc::clone(bodies),
-                uri.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { break };
-                    let req = http::Request::post(uri.clone())
-                        .header("content-type", "application/cloudevents+json")
-                        .body(Full::new(bytes::Bytes::from(body.clone())))
-                        .unwrap();
-                    let r = tokio::time::timeout(Duration::from_secs(15), async {
-                        let r = client.request(req).await.unwrap();
-                        assert!(r.status().is_success());
-                        r.into_body().collect().await.unwrap()
-                    })
-                    .await
-                    .unwrap();
-                    std::hint::black_box(r);
-                }
+    post_all(bodies, concurrency, move |body| {
+        let client = client.clone();
+        let req = http::Request::post(uri.clone())
+            .header("content-type", "application/cloudevents+json")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        async move {
+            let r = tokio::time::timeout(Duration::from_secs(15), async {
+                let r = client.request(req).await.unwrap();
+                assert!(r.status().is_success());
+                r.into_body().collect().await.unwrap()
             })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    start.elapsed()
+            .await
+            .unwrap();
+            std::hint::black_box(r);
+        }
+    })
+    .await
 }
 
 async fn flextime(

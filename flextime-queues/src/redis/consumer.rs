@@ -167,6 +167,7 @@ impl Drop for WaveGuard<'_> {
 /// delivery's ack is queued when called (so it is committed even if its
 /// future is dropped) and the ack task is woken; the future, when polled,
 /// sends the waiting wave itself if the task has not yet.
+#[derive(Clone)]
 struct Acks {
     queue: Arc<AckQueue>,
     wake: mpsc::UnboundedSender<()>,
@@ -192,13 +193,6 @@ impl Acks {
             queue.flush().await;
             outcome.await.unwrap_or_else(|_| Err(ack_task_stopped()))
         })
-    }
-
-    fn clone_handle(&self) -> Self {
-        Self {
-            queue: Arc::clone(&self.queue),
-            wake: self.wake.clone(),
-        }
     }
 }
 
@@ -256,7 +250,7 @@ impl RedisConsumer {
         // Ends once every sender (the context, the deliveries) is gone.
         let ack_task = tokio::spawn(ack_batches(Arc::clone(&acks.queue), wake_rx));
         let ctx = Arc::new(Ctx {
-            acks: acks.clone_handle(),
+            acks: acks.clone(),
             conn,
             topic: Arc::from(options.topic.as_str()),
             counters: ConsumedCounters::new("redis", &options.topic),

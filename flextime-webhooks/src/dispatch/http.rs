@@ -225,16 +225,10 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Error {
 
 /// The error and its sources, joined by `: `.
 fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&err.to_string());
-        cur = err.source();
-    }
-    text
+    let parts: Vec<String> = std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect();
+    parts.join(": ")
 }
 
 #[cfg(test)]

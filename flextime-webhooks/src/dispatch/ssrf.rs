@@ -279,12 +279,7 @@ impl tower_service::Service<Name> for GuardedResolver {
 
 /// If `err`'s chain holds an [`AddressNotAllowed`], its message.
 pub(crate) fn refused_in(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(a) = e.downcast_ref::<AddressNotAllowed>() {
-            return Some(a.0.clone());
-        }
-        cur = e.source();
-    }
-    None
+    std::iter::successors(Some(err), |e| e.source())
+        .find_map(|e| e.downcast_ref::<AddressNotAllowed>())
+        .map(|a| a.0.clone())
 }
