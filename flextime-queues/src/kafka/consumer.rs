@@ -31,6 +31,8 @@ pub struct KafkaConsumer {
     inner: TaskConsumer,
     consumer: Arc<StreamConsumer<Context>>,
     committer: tokio::task::JoinHandle<()>,
+    /// Set when dropped without `shutdown` (shared with the settle task).
+    dropped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -129,6 +131,8 @@ struct Ctx {
     options: ConsumerOptions,
     topic: Arc<str>,
     counters: Arc<ConsumedCounters>,
+    /// The consumer was dropped without `shutdown`: see [`Settler::finish`].
+    dropped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Settled offsets move the commit point; the committer task commits it.
@@ -226,7 +230,9 @@ impl KafkaConsumer {
                 },
             ))
         };
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ctx = Arc::new(Ctx {
+            dropped: Arc::clone(&dropped),
             shared,
             consumer: consumer.clone(),
             commits: commits.clone(),
@@ -251,6 +257,7 @@ impl KafkaConsumer {
             inner,
             consumer,
             committer,
+            dropped,
         })
     }
 }
@@ -278,6 +285,8 @@ impl Drop for KafkaConsumer {
     fn drop(&mut self) {
         // Leave the group so that the partitions (and their uncommitted
         // records) go to the group's other consumers at once.
+        self.dropped
+            .store(true, std::sync::atomic::Ordering::Release);
         self.committer.abort();
         self.consumer.unsubscribe();
     }
@@ -477,6 +486,18 @@ impl Settler<Token> for Ctx {
     async fn finish(&self) {
         let tpl = memory_lock(&self.commits.tracker).commit_points(&self.options.topic, None);
         if tpl.count() == 0 {
+            return;
+        }
+        if self.dropped.load(std::sync::atomic::Ordering::Acquire) {
+            // Dropped without `shutdown`: nobody polls the consumer any
+            // more, so it cannot finish leaving the group, and a synchronous
+            // commit would wait through the rebalance it holds up (the
+            // group's other members then get nothing until it gives up).
+            // Hand the commit over without waiting; closing the consumer
+            // right after sends it and leaves the group.
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!(error = %e, "kafka: final commit of a dropped consumer failed");
+            }
             return;
         }
         // A synchronous commit waits for the broker (longer while the group
